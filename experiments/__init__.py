@@ -1,0 +1,1 @@
+"""One module per experiment: `EXPERIMENT = Experiment(...)`, a table of settings (see harness/experiment.py)."""

@@ -1,0 +1,123 @@
+"""Build a compiled keras-rl DQNAgent (with its env, processor, memory and policy) from an Experiment.
+
+The runner, `play`, and the benchmarks all build agents here, so a run, its replay and its
+benchmark use the same pieces.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium
+
+import envs  # noqa: F401  (registers the project's env ids)
+from harness.adapters import KerasRLEnv
+from harness.compat import (
+    BoltzmannQPolicy,
+    DQNAgent,
+    EpsGreedyQPolicy,
+    LinearAnnealedPolicy,
+    Processor,
+    SequentialMemory,
+    backend,
+    keras,
+)
+from harness.errors import UserError
+from harness.experiment import Experiment
+from harness.models import build_network
+
+
+def make_env(exp: Experiment, seed: int | None, render_mode: str | None = None) -> KerasRLEnv:
+    """gymnasium.make(exp.env_id, **exp.env_kwargs) behind keras-rl's old-gym adapter."""
+    if exp.env_id not in gymnasium.registry:
+        import difflib
+
+        ids = sorted(k for k in gymnasium.registry if not k.startswith(("ALE/", "phys2d/", "tabular/")))
+        close = difflib.get_close_matches(exp.env_id, ids, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise UserError(f"env_id {exp.env_id!r} is not a registered gymnasium env{hint}; "
+                        f"project envs: {', '.join(k for k in ids if k.split('-')[0] in ('Catch', 'Cave'))}")
+    try:
+        env = gymnasium.make(exp.env_id, render_mode=render_mode, **exp.env_kwargs)
+    except (TypeError, ValueError) as err:
+        raise UserError(f"env {exp.env_id} with env_kwargs={exp.env_kwargs}: {err}") from None
+    if not isinstance(env.action_space, gymnasium.spaces.Discrete):
+        raise UserError(f"env {exp.env_id} has action space {env.action_space}; DQN needs Discrete actions")
+    return KerasRLEnv(env, seed=seed)
+
+
+def make_processor(exp: Experiment) -> Processor | None:
+    if exp.processor is None:
+        return None
+    from harness.processors import build_processor
+
+    return build_processor(exp.processor, exp.processor_kwargs)
+
+
+def network_input_shape(exp: Experiment, observation_shape: tuple[int, ...],
+                        processor: Processor | None) -> tuple[int, ...]:
+    """What keras-rl feeds the network: (window, *obs) unless the processor reshapes states."""
+    if processor is not None and hasattr(processor, "network_input_shape"):
+        return tuple(processor.network_input_shape(exp.window_length, observation_shape))
+    return (exp.window_length, *observation_shape)
+
+
+def make_policy(exp: Experiment) -> Any:
+    if exp.policy == "linear_eps":
+        # value_test is unused by DQNAgent (it evaluates with its greedy test_policy).
+        return LinearAnnealedPolicy(EpsGreedyQPolicy(), attr="eps", value_max=exp.eps_max,
+                                    value_min=exp.eps_min, value_test=0.0,
+                                    nb_steps=max(1, exp.eps_anneal_steps))
+    if exp.policy == "eps_greedy":
+        return EpsGreedyQPolicy(eps=exp.eps_min)
+    if exp.policy == "boltzmann":
+        return BoltzmannQPolicy(tau=exp.boltzmann_tau)
+    raise UserError(f"policy={exp.policy!r} is unknown")  # validate() catches this first
+
+
+def make_memory(exp: Experiment) -> SequentialMemory:
+    return SequentialMemory(limit=exp.memory_limit, window_length=exp.window_length)
+
+
+def build_model(exp: Experiment, env: KerasRLEnv, processor: Processor | None) -> keras.Model:
+    obs_shape = tuple(env.observation_space.shape)
+    input_shape = network_input_shape(exp, obs_shape, processor)
+    return build_network(exp.network, input_shape, int(env.action_space.n), dict(exp.network_kwargs))
+
+
+def build_agent(exp: Experiment, env: KerasRLEnv, model: keras.Model | None = None) -> DQNAgent:
+    """A compiled DQNAgent for `exp` acting in `env` (a fresh network unless `model` is given)."""
+    processor = make_processor(exp)
+    if model is None:
+        model = build_model(exp, env, processor)
+    from harness.optimizers import make_optimizer
+
+    agent = DQNAgent(
+        model=model,
+        nb_actions=int(env.action_space.n),
+        memory=make_memory(exp),
+        policy=make_policy(exp),
+        processor=processor,
+        gamma=exp.gamma,
+        batch_size=exp.batch_size,
+        nb_steps_warmup=exp.nb_steps_warmup,
+        train_interval=exp.train_interval,
+        memory_interval=exp.memory_interval,
+        target_model_update=exp.target_model_update,
+        delta_clip=exp.delta_clip,
+        enable_double_dqn=exp.enable_double_dqn,
+        enable_dueling_network=exp.enable_dueling_network,
+        dueling_type=exp.dueling_type,
+    )
+    # A fresh metrics list: keras-rl's compile appends to the list it is given.
+    agent.compile(make_optimizer(exp.optimizer, exp.learning_rate), metrics=["mae"])
+    return agent
+
+
+def new_session(seed: int) -> None:
+    """Start a fresh TensorFlow graph seeded with `seed` (keras-rl trains in graph mode: the graph
+    seed is what makes weight initialisation and TF's random ops reproducible)."""
+    backend.clear_session()
+    from harness.compat import tf
+
+    tf.compat.v1.set_random_seed(seed)
+

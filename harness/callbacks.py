@@ -1,0 +1,187 @@
+"""keras-rl callbacks the runner adds to every run (users add their own through the schema).
+
+- `MetricsFileLogger`: keras-rl's FileLogger, writing metrics.json atomically and every few seconds.
+- `PruningCheckpoint`: keras-rl's ModelIntervalCheckpoint, atomic, keeping the newest K files.
+- `ProgressLogger`: one line per interval with steps/s and time left.
+- `EpisodeRecorder`: each episode's return and final `info` (the game's score lives there).
+"""
+from __future__ import annotations
+
+import math
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from harness import files
+from harness.compat import Callback, FileLogger, ModelIntervalCheckpoint
+
+CHECKPOINT_PATTERN = re.compile(r"^weights-(\d+)\.h5$")
+
+
+class MetricsFileLogger(FileLogger):
+    """keras-rl's FileLogger, with two changes: the file is replaced atomically (keras-rl rewrites it
+    in place, so a crash mid-write loses every episode), and it is flushed every `flush_seconds`
+    rather than every N episodes (episode lengths vary by orders of magnitude during training)."""
+
+    def __init__(self, filepath: str | Path, flush_seconds: float = 10.0) -> None:
+        super().__init__(str(filepath), interval=None)
+        self.flush_seconds = flush_seconds
+        self._last_flush = time.monotonic()
+
+    def on_episode_end(self, episode: int, logs: dict) -> None:
+        super().on_episode_end(episode, logs)
+        if time.monotonic() - self._last_flush >= self.flush_seconds:
+            self.save_data()
+
+    def save_data(self) -> None:
+        if not self.data:
+            return
+        order = np.argsort(self.data["episode"], kind="stable")
+        # np.array(...).tolist() turns NumPy scalars into JSON-ready Python numbers, as keras-rl does.
+        sorted_data = {key: np.array(values)[order].tolist() for key, values in self.data.items()}
+        files.write_json(self.filepath, sorted_data)
+        self._last_flush = time.monotonic()
+
+
+class PruningCheckpoint(ModelIntervalCheckpoint):
+    """keras-rl's ModelIntervalCheckpoint writing `weights-<step>.h5` atomically and keeping only the
+    newest `keep` of them. `step_offset` numbers the files by global step when a run resumes."""
+
+    def __init__(self, directory: str | Path, interval: int, keep: int, step_offset: int = 0) -> None:
+        super().__init__(str(Path(directory) / "weights-{step:09d}.h5"), interval=interval)
+        self.directory = Path(directory)
+        self.keep = keep
+        self.step_offset = step_offset
+
+    def on_step_end(self, step: int, logs: dict | None = None) -> None:
+        self.total_steps += 1
+        if self.total_steps % self.interval != 0:
+            return
+        global_step = self.step_offset + self.total_steps
+        path = self.directory / f"weights-{global_step:09d}.h5"
+        files.write_with(path, lambda tmp: self.model.save_weights(tmp, overwrite=True))
+        for old in list_checkpoints(self.directory)[:-self.keep]:
+            old.unlink(missing_ok=True)
+
+
+def list_checkpoints(directory: str | Path) -> list[Path]:
+    """Complete checkpoints in `directory`, oldest first (temporary files are never listed)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    found = [p for p in directory.iterdir() if CHECKPOINT_PATTERN.match(p.name)]
+    return sorted(found, key=lambda p: int(CHECKPOINT_PATTERN.match(p.name).group(1)))
+
+
+def checkpoint_step(path: str | Path) -> int:
+    match = CHECKPOINT_PATTERN.match(Path(path).name)
+    if not match:
+        raise ValueError(f"{path} is not a checkpoint file (weights-<step>.h5)")
+    return int(match.group(1))
+
+
+class ProgressLogger(Callback):
+    """Progress on the console: step, percent, steps/s, time left, and the interval's episode return,
+    loss, mean Q and epsilon. Written for the harness because keras-rl's TrainIntervalLogger prints
+    neither speed nor time left and, off a terminal, nothing until each interval ends."""
+
+    def __init__(self, total_steps: int, interval: int, step_offset: int = 0,
+                 stream: TextIO | None = None) -> None:
+        super().__init__()
+        self.total_steps = total_steps
+        self.interval = max(1, interval)
+        self.step_offset = step_offset
+        self.stream = stream or sys.stdout
+        self.steps = 0
+        self._reset_interval()
+
+    def _reset_interval(self) -> None:
+        self.interval_start = time.monotonic()
+        self.interval_steps = 0
+        self.rewards: list[float] = []
+        self.metric_rows: list[Any] = []
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.train_start = time.monotonic()
+        self.metrics_names = list(self.model.metrics_names)
+        self._print(f"training for {self.total_steps} steps")
+
+    def on_step_end(self, step: int, logs: dict) -> None:
+        self.steps += 1
+        self.interval_steps += 1
+        self.metric_rows.append(logs.get("metrics"))
+        if self.steps % self.interval == 0 or self.steps == self.total_steps:
+            self._report()
+
+    def on_episode_end(self, episode: int, logs: dict) -> None:
+        self.rewards.append(float(logs["episode_reward"]))
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        elapsed = time.monotonic() - self.train_start
+        aborted = bool(logs and logs.get("did_abort"))
+        verb = "stopped" if aborted else "done"
+        self._print(f"{verb} after {self.steps} steps in {elapsed:.1f}s "
+                    f"({self.steps / max(elapsed, 1e-9):.0f} steps/s)")
+
+    def _report(self) -> None:
+        now = time.monotonic()
+        rate = self.interval_steps / max(now - self.interval_start, 1e-9)
+        left = (self.total_steps - self.steps) / rate if rate > 0 else math.inf
+        parts = [f"step {self.step_offset + self.steps:>8d}/{self.step_offset + self.total_steps}",
+                 f"{100.0 * self.steps / self.total_steps:5.1f}%",
+                 f"{rate:6.0f} steps/s", f"left {_format_seconds(left)}"]
+        if self.rewards:
+            parts.append(f"episodes {len(self.rewards)} return {np.mean(self.rewards):.2f}")
+        rows = [r for r in self.metric_rows if r is not None and len(r) == len(self.metrics_names)]
+        if rows:
+            with np.errstate(all="ignore"):
+                table = np.array(rows, dtype=float)
+                for name in ("loss", "mean_q", "mean_eps"):
+                    if name in self.metrics_names:
+                        column = table[:, self.metrics_names.index(name)]
+                        if np.isfinite(column).any():
+                            parts.append(f"{name} {np.nanmean(column):.4g}")
+        self._print(" | ".join(parts))
+        self._reset_interval()
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+
+def _format_seconds(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds}s"
+
+
+class EpisodeRecorder(Callback):
+    """Each episode's return, length and final `info` (the env's own counters: balls caught, frames)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.returns: list[float] = []
+        self.lengths: list[int] = []
+        self.final_infos: list[dict] = []
+        self._last_info: dict = {}
+
+    def on_episode_begin(self, episode: int, logs: dict | None = None) -> None:
+        self._last_info = {}
+
+    def on_step_end(self, step: int, logs: dict) -> None:
+        # keras-rl sums numeric info values over action repetitions; the env's own last info is
+        # exact, so read it from the adapter when there is one.
+        self._last_info = dict(getattr(self.env, "last_info", None) or logs.get("info", {}))
+
+    def on_episode_end(self, episode: int, logs: dict) -> None:
+        self.returns.append(float(logs["episode_reward"]))
+        self.lengths.append(int(logs.get("nb_steps", logs.get("nb_episode_steps", 0))))
+        self.final_infos.append(self._last_info)

@@ -1,0 +1,326 @@
+"""The experiment schema: one typed dataclass, its validation, `SET` overrides and module loading.
+
+An experiment module (`experiments/<name>.py`) defines `EXPERIMENT = Experiment(...)` and nothing
+else. This module imports no TensorFlow, so listing experiments and rejecting bad input is fast.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+import json
+import math
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Union
+
+from harness.errors import UserError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+EXPERIMENTS_DIR = PROJECT_ROOT / "experiments"
+_MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+# Names accepted by the string-valued choice fields (the builders live in harness/, which imports
+# TensorFlow; the names are repeated here so that validation stays import-free).
+POLICIES = ("linear_eps", "eps_greedy", "boltzmann")
+OPTIMIZERS = ("rmsprop", "graves", "graves_nature", "adam")
+LOSSES = ("huber", "mse")
+DUELING_TYPES = ("avg", "max", "naive")
+
+CallbackFactory = Callable[[Path], Any]
+
+
+def setting(default: Any, doc: str) -> Any:
+    """A schema field with its one-line doc (shown by `python -m harness list --fields`)."""
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata={"doc": doc})
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """Everything that defines a run, with keras-rl's own names for the DQNAgent options."""
+
+    env_id: str = setting("", "registered gymnasium env id, e.g. Catch-v0")
+    env_kwargs: dict = setting({}, "keyword arguments for gymnasium.make(env_id, ...)")
+    network: str = setting("dense", "network builder in harness.models.NETWORKS")
+    network_kwargs: dict = setting({}, "keyword arguments for the network builder")
+    processor: Union[str, None] = setting(None, "keras-rl processor in harness.processors.PROCESSORS, or None")
+    processor_kwargs: dict = setting({}, "keyword arguments for the processor")
+    memory_limit: int = setting(50_000, "replay memory capacity in transitions")
+    window_length: int = setting(1, "observations stacked into one state")
+    policy: str = setting("linear_eps", f"exploration policy, one of {POLICIES}")
+    eps_max: float = setting(1.0, "epsilon at the start of the linear schedule")
+    eps_min: float = setting(0.1, "epsilon at the end of the linear schedule (eps_greedy: the constant)")
+    eps_anneal_steps: int = setting(10_000, "steps over which epsilon goes from eps_max to eps_min")
+    boltzmann_tau: float = setting(1.0, "temperature of the boltzmann policy")
+    gamma: float = setting(0.99, "discount factor")
+    batch_size: int = setting(32, "transitions per training batch")
+    nb_steps_warmup: int = setting(1_000, "steps before training starts")
+    train_interval: int = setting(1, "env steps between training batches")
+    memory_interval: int = setting(1, "env steps between stored transitions")
+    target_model_update: float = setting(1_000, "target net: hard copy every N steps if >= 1, soft rate if < 1")
+    delta_clip: float = setting(1.0, "Huber loss clip (inf: plain squared error)")
+    enable_double_dqn: bool = setting(True, "Double DQN targets")
+    enable_dueling_network: bool = setting(False, "dueling head on the network")
+    dueling_type: str = setting("avg", f"dueling aggregation, one of {DUELING_TYPES}")
+    optimizer: str = setting("rmsprop", f"optimizer, one of {OPTIMIZERS}")
+    learning_rate: Union[float, None] = setting(None, "learning rate (None: the optimizer's default)")
+    loss: Any = setting("huber", f"loss, one of {LOSSES} or a function (y_true, y_pred) -> elementwise loss")
+    nb_steps: int = setting(30_000, "training steps")
+    seed: int = setting(0, "seed for Python, NumPy, TensorFlow, the env and the policies")
+    eval_episodes: int = setting(10, "greedy evaluation episodes after training")
+    checkpoint_interval: int = setting(10_000, "steps between weight checkpoints")
+    keep_checkpoints: int = setting(3, "newest checkpoints kept")
+    log_interval: Union[int, None] = setting(None, "steps between progress lines (None: about 20 per run)")
+    callbacks: list = setting([], "extra callback factories: run_dir -> keras-rl Callback")
+    name: str = setting("", "experiment name (set from the module name)")
+
+    # ------------------------------------------------------------------------------------------
+    def validate(self) -> "Experiment":
+        """Raise UserError naming the first field that is out of range; return self."""
+        where = f"experiment {self.name!r}" if self.name else "experiment"
+
+        def bad(field_name: str, allowed: str) -> UserError:
+            value = getattr(self, field_name)
+            return UserError(f"{where}: {field_name}={value!r} is not allowed; expected {allowed}")
+
+        if not self.env_id:
+            raise bad("env_id", "a registered env id such as Catch-v0")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise bad("gamma", "a number in [0, 1]")
+        for name in ("memory_limit", "window_length", "batch_size", "train_interval", "memory_interval",
+                     "nb_steps", "eval_episodes", "checkpoint_interval", "keep_checkpoints"):
+            if getattr(self, name) < 1:
+                raise bad(name, "a positive integer")
+        for name in ("nb_steps_warmup", "eps_anneal_steps", "seed"):
+            if getattr(self, name) < 0:
+                raise bad(name, "an integer >= 0")
+        if self.batch_size > self.memory_limit:
+            raise UserError(f"{where}: batch_size={self.batch_size} is larger than "
+                            f"memory_limit={self.memory_limit}; expected batch_size <= memory_limit")
+        if self.target_model_update <= 0:
+            raise bad("target_model_update", "a number > 0 (>= 1: hard update interval, < 1: soft rate)")
+        if not (self.delta_clip > 0):
+            raise bad("delta_clip", "a number > 0 (inf allowed)")
+        for name in ("eps_max", "eps_min"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise bad(name, "a probability in [0, 1]")
+        if self.boltzmann_tau <= 0:
+            raise bad("boltzmann_tau", "a number > 0")
+        if self.learning_rate is not None and not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise bad("learning_rate", "a finite number > 0 or None")
+        if self.log_interval is not None and self.log_interval < 1:
+            raise bad("log_interval", "a positive integer or None")
+        if self.policy not in POLICIES:
+            raise bad("policy", f"one of {', '.join(POLICIES)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise bad("optimizer", f"one of {', '.join(OPTIMIZERS)}")
+        if self.dueling_type not in DUELING_TYPES:
+            raise bad("dueling_type", f"one of {', '.join(DUELING_TYPES)}")
+        if not callable(self.loss) and self.loss not in LOSSES:
+            raise bad("loss", f"one of {', '.join(LOSSES)} or a function")
+        for factory in self.callbacks:
+            if not callable(factory):
+                raise UserError(f"{where}: callbacks must be functions run_dir -> Callback; got {factory!r}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved definition as plain JSON data (functions by their qualified names)."""
+        data: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            data[f.name] = _jsonable(getattr(self, f.name))
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Experiment":
+        """Rebuild from `to_dict()` output (config.json). Functions (callbacks, a loss function)
+        cannot be rebuilt from names: callbacks are dropped, a named-function loss falls back to an
+        error so that nothing silently trains with a different loss."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise UserError(f"config has unknown fields {unknown}; expected fields of Experiment")
+        values = dict(data)
+        values["callbacks"] = []
+        if isinstance(values.get("loss"), str) and values["loss"] not in LOSSES:
+            raise UserError(f"config loss {values['loss']!r} is a function that cannot be rebuilt from "
+                            f"config.json; expected one of {', '.join(LOSSES)}")
+        try:
+            exp = cls(**values)
+        except TypeError as err:
+            raise UserError(f"config does not fit the Experiment schema: {err}") from None
+        check_types(exp)
+        return exp
+
+
+def _jsonable(value: Any) -> Any:
+    if callable(value):
+        return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', repr(value))}"
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return value  # json writes Infinity / NaN, which json.load reads back
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Field types and overrides
+
+def field_types() -> dict[str, Any]:
+    return typing.get_type_hints(Experiment)
+
+
+def field_docs() -> dict[str, str]:
+    return {f.name: f.metadata.get("doc", "") for f in dataclasses.fields(Experiment)}
+
+
+# Fields that hold functions: not settable from the command line.
+_NOT_SETTABLE = ("callbacks", "name")
+
+
+def _type_name(tp: Any) -> str:
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) in (Union, types.UnionType):
+        return " or ".join("None" if a is type(None) else _type_name(a) for a in args)
+    if tp is Any:
+        return "str"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _parse_value(field_name: str, text: str, tp: Any) -> Any:
+    """Parse `text` as a value of type `tp` (plain data only: numbers, booleans, JSON)."""
+    expected = _type_name(tp)
+    err = UserError(f"SET {field_name}={text!r}: expected {expected}")
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        options = typing.get_args(tp)
+        if type(None) in options and text.strip().lower() in ("none", "null"):
+            return None
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _parse_value(field_name, text, option)
+            except UserError:
+                continue
+        raise err
+    if tp is bool:
+        lowered = text.strip().lower()
+        if lowered in ("true", "1", "yes", "on"):
+            return True
+        if lowered in ("false", "0", "no", "off"):
+            return False
+        raise err
+    if tp is int:
+        try:
+            return int(text.strip())
+        except ValueError:
+            # "1e5" is a common way to write a step budget; accept it when it is a whole number.
+            try:
+                as_float = float(text)
+            except ValueError:
+                raise err from None
+            if as_float.is_integer():
+                return int(as_float)
+            raise err from None
+    if tp is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise err from None
+    if tp in (dict, list):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            raise UserError(f"SET {field_name}={text!r}: expected a JSON {expected}, "
+                            f"e.g. {field_name}={'{}' if tp is dict else '[]'}") from None
+        if not isinstance(value, tp):
+            raise err
+        return value
+    return text  # str and Any (the loss name)
+
+
+def check_types(exp: Experiment) -> None:
+    """Raise UserError if a field's value does not have the field's declared type."""
+    hints = field_types()
+    where = f"experiment {exp.name!r}" if exp.name else "experiment"
+    for f in dataclasses.fields(exp):
+        value = getattr(exp, f.name)
+        tp = hints[f.name]
+        if not _is_instance(value, tp):
+            raise UserError(f"{where}: {f.name}={value!r} has the wrong type; expected {_type_name(tp)}")
+
+
+def _is_instance(value: Any, tp: Any) -> bool:
+    if tp is Any:
+        return True
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return any(_is_instance(value, option) for option in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, tp)
+
+
+def apply_overrides(exp: Experiment, assignments: list[str]) -> Experiment:
+    """Return `exp` with each `key=value` applied, type-checked against the schema."""
+    hints = field_types()
+    settable = sorted(k for k in hints if k not in _NOT_SETTABLE)
+    changes: dict[str, Any] = {}
+    for assignment in assignments:
+        key, sep, text = assignment.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UserError(f"SET {assignment!r}: expected key=value, e.g. gamma=0.95")
+        if key not in hints or key in _NOT_SETTABLE:
+            close = difflib.get_close_matches(key, settable, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise UserError(f"SET: unknown key {key!r}{hint}; valid keys: {', '.join(settable)}")
+        changes[key] = _parse_value(key, text, hints[key])
+    return dataclasses.replace(exp, **changes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Experiment modules
+
+def available_experiments() -> list[str]:
+    """Names of the modules in experiments/ (files, not imports: listing is cheap and safe)."""
+    return sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.py") if not p.stem.startswith("_"))
+
+
+def load_experiment(name: str) -> Experiment:
+    """Import experiments/<name>.py and return its validated EXPERIMENT, named after the module."""
+    available = available_experiments()
+    listing = ", ".join(available) or "(none)"
+    if not name:
+        raise UserError(f"no experiment given (NAME=...); available: {listing}")
+    # Only plain module names that exist as files in experiments/ are imported: a name can never
+    # reach a module outside that folder (no dots, slashes or other path tricks).
+    if not _MODULE_NAME.match(name):
+        raise UserError(f"experiment name {name!r} is not a plain module name; available: {listing}")
+    if name not in available:
+        close = difflib.get_close_matches(name, available, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise UserError(f"unknown experiment {name!r}{hint}; available: {listing}")
+    try:
+        module = importlib.import_module(f"experiments.{name}")
+    except UserError:
+        raise
+    except Exception as err:  # a mistake in the user's module: report it on one line
+        raise UserError(f"experiments/{name}.py failed to load: {type(err).__name__}: {err}") from None
+    exp = getattr(module, "EXPERIMENT", None)
+    if not isinstance(exp, Experiment):
+        raise UserError(f"experiments/{name}.py must define EXPERIMENT = Experiment(...)")
+    exp = dataclasses.replace(exp, name=name)
+    check_types(exp)
+    return exp.validate()
