@@ -14,3 +14,12 @@ if "Catch-v0" not in gymnasium.registry:
         kwargs={"size": 8, "interval": 4},
         max_episode_steps=500,
     )
+
+if "Cave-v0" not in gymnasium.registry:
+    # The 10,000-step cap (over 5 minutes of play at 30 fps) ends an episode that never crashes.
+    register(
+        id="Cave-v0",
+        entry_point="envs.cave:CaveEnv",
+        kwargs={"screen": 96},
+        max_episode_steps=10_000,
+    )

@@ -12,6 +12,7 @@ import gymnasium
 import envs  # noqa: F401  (registers the project's env ids)
 from harness.adapters import KerasRLEnv
 from harness.compat import (
+    AdditionalUpdatesOptimizer,
     BoltzmannQPolicy,
     DQNAgent,
     EpsGreedyQPolicy,
@@ -19,7 +20,10 @@ from harness.compat import (
     Processor,
     SequentialMemory,
     backend,
+    clone_model,
+    get_soft_target_model_updates,
     keras,
+    mean_q,
 )
 from harness.errors import UserError
 from harness.experiment import Experiment
@@ -84,6 +88,58 @@ def build_model(exp: Experiment, env: KerasRLEnv, processor: Processor | None) -
     return build_network(exp.network, input_shape, int(env.action_space.n), dict(exp.network_kwargs))
 
 
+class LossDQNAgent(DQNAgent):
+    """keras-rl's DQNAgent with the experiment's loss in its Lambda loss layer.
+
+    keras-rl's `compile` hard-codes Huber (`huber_loss(..., self.delta_clip)`); this `compile` is the
+    same graph with `loss_fn` in its place: `loss_fn(y_true, y_pred)` is elementwise, masked to the
+    taken action and summed, exactly as keras-rl does with Huber. Training (`fit`, `backward`) is
+    keras-rl's own. Used only when the loss is not Huber, so the stock path stays stock.
+    """
+
+    def __init__(self, *args: Any, loss_fn: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.loss_fn = loss_fn
+
+    def compile(self, optimizer: Any, metrics: list | None = None) -> None:
+        metrics = list(metrics or []) + [mean_q]
+        self.target_model = clone_model(self.model, self.custom_model_objects)
+        self.target_model.compile(optimizer="sgd", loss="mse")
+        self.model.compile(optimizer="sgd", loss="mse")
+        if self.target_model_update < 1.0:
+            updates = get_soft_target_model_updates(self.target_model, self.model, self.target_model_update)
+            optimizer = AdditionalUpdatesOptimizer(optimizer, updates)
+        loss_fn = self.loss_fn
+
+        def masked_error(args: list) -> Any:
+            y_true, y_pred, mask = args
+            return backend.sum(loss_fn(y_true, y_pred) * mask, axis=-1)
+
+        y_pred = self.model.output
+        y_true = keras.layers.Input(name="y_true", shape=(self.nb_actions,))
+        mask = keras.layers.Input(name="mask", shape=(self.nb_actions,))
+        loss_out = keras.layers.Lambda(masked_error, output_shape=(1,), name="loss")([y_true, y_pred, mask])
+        ins = self.model.input if isinstance(self.model.input, list) else [self.model.input]
+        trainable_model = keras.Model(inputs=ins + [y_true, mask], outputs=[loss_out, y_pred])
+        combined_metrics = {trainable_model.output_names[1]: metrics}
+        losses = [
+            lambda y_true, y_pred: y_pred,  # the loss is computed in the Lambda layer
+            lambda y_true, y_pred: backend.zeros_like(y_pred),  # only there for the metrics
+        ]
+        trainable_model.compile(optimizer=optimizer, loss=losses, metrics=combined_metrics)
+        self.trainable_model = trainable_model
+        self.compiled = True
+
+
+def agent_class_and_options(exp: Experiment) -> tuple[type, dict[str, Any]]:
+    """The agent class for `exp` and the options only it takes."""
+    if exp.loss == "huber":
+        return DQNAgent, {}
+    from harness.optimizers import make_loss
+
+    return LossDQNAgent, {"loss_fn": make_loss(exp.loss, exp.delta_clip)}
+
+
 def build_agent(exp: Experiment, env: KerasRLEnv, model: keras.Model | None = None) -> DQNAgent:
     """A compiled DQNAgent for `exp` acting in `env` (a fresh network unless `model` is given)."""
     processor = make_processor(exp)
@@ -91,7 +147,8 @@ def build_agent(exp: Experiment, env: KerasRLEnv, model: keras.Model | None = No
         model = build_model(exp, env, processor)
     from harness.optimizers import make_optimizer
 
-    agent = DQNAgent(
+    agent_class, options = agent_class_and_options(exp)
+    agent = agent_class(
         model=model,
         nb_actions=int(env.action_space.n),
         memory=make_memory(exp),
@@ -107,6 +164,7 @@ def build_agent(exp: Experiment, env: KerasRLEnv, model: keras.Model | None = No
         enable_double_dqn=exp.enable_double_dqn,
         enable_dueling_network=exp.enable_dueling_network,
         dueling_type=exp.dueling_type,
+        **options,
     )
     # A fresh metrics list: keras-rl's compile appends to the list it is given.
     agent.compile(make_optimizer(exp.optimizer, exp.learning_rate), metrics=["mae"])

@@ -46,23 +46,6 @@ def _non_negative_int(name: str):
     return parse
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="python -m harness", description="DQN experiments with keras-rl2.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    run = sub.add_parser("run", help="train, evaluate and save one experiment run")
-    run.add_argument("name", help="experiment module in experiments/")
-    run.add_argument("--steps", type=_positive_int("STEPS"), help="training steps (nb_steps)")
-    run.add_argument("--seed", type=_non_negative_int("SEED"), help="seed")
-    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                     help="override any schema field, e.g. --set gamma=0.95")
-    run.add_argument("--runs-dir", default="runs", help="where run directories go (default: runs)")
-
-    listing = sub.add_parser("list", help="list the experiments")
-    listing.add_argument("--fields", action="store_true", help="also list the schema fields")
-    return parser
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.experiment import apply_overrides, check_types, load_experiment
 
@@ -104,12 +87,31 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m harness", description="DQN experiments with keras-rl2.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="train, evaluate and save one experiment run")
+    run.add_argument("name", help="experiment module in experiments/")
+    run.add_argument("--steps", type=_positive_int("STEPS"), help="training steps (nb_steps)")
+    run.add_argument("--seed", type=_non_negative_int("SEED"), help="seed")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override any schema field, e.g. --set gamma=0.95")
+    run.add_argument("--runs-dir", default="runs", help="where run directories go (default: runs)")
+    run.set_defaults(func=cmd_run)
+
+    listing = sub.add_parser("list", help="list the experiments")
+    listing.add_argument("--fields", action="store_true", help="also list the schema fields")
+    listing.set_defaults(func=cmd_list)
+
+    # Each further command adds its parser here, with `set_defaults(func=...)`.
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
-        if args.command == "run":
-            return cmd_run(args)
-        return cmd_list(args)
+        return args.func(args)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

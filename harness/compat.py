@@ -73,7 +73,7 @@ class _NumpyWithWideCounters(types.ModuleType):
 rl.core.np = _NumpyWithWideCounters("numpy")
 
 # --- Public re-exports ------------------------------------------------------------------------
-from rl.agents.dqn import DQNAgent  # noqa: E402
+from rl.agents.dqn import DQNAgent, mean_q  # noqa: E402
 from rl.callbacks import (  # noqa: E402
     Callback,
     FileLogger,
@@ -84,6 +84,12 @@ from rl.callbacks import (  # noqa: E402
 )
 from rl.core import Processor  # noqa: E402
 from rl.memory import SequentialMemory  # noqa: E402
+from rl.util import (  # noqa: E402
+    AdditionalUpdatesOptimizer,
+    clone_model,
+    get_soft_target_model_updates,
+    huber_loss,
+)
 from rl.policy import (  # noqa: E402
     BoltzmannQPolicy,
     EpsGreedyQPolicy,
@@ -95,6 +101,11 @@ keras = tf_keras
 backend = tf_keras.backend
 
 __all__ = [
+    "AdditionalUpdatesOptimizer",
+    "clone_model",
+    "get_soft_target_model_updates",
+    "huber_loss",
+    "mean_q",
     "BoltzmannQPolicy",
     "Callback",
     "DQNAgent",

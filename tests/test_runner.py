@@ -1,0 +1,88 @@
+"""The runner end to end with a tiny budget: files, summary, reload, reproducibility."""
+import json
+
+import numpy as np
+import pytest
+
+from harness.experiment import load_experiment
+from harness.runner import run
+from tests.helpers import tiny
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    runs = tmp_path_factory.mktemp("runs")
+    exp = tiny(load_experiment("catch_dense"), seed=7)
+    return exp, run(exp, runs, command=["test"])
+
+
+def test_run_directory_layout(smoke_run):
+    exp, run_dir = smoke_run
+    assert run_dir.parent.name == "catch_dense" and run_dir.name.endswith("-seed7")
+    for name in ("config.json", "metrics.json", "model.json", "weights.h5", "summary.json"):
+        assert (run_dir / name).is_file(), name
+    checkpoints = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    assert checkpoints == ["weights-000000100.h5", "weights-000000200.h5", "weights-000000300.h5"]
+    assert not list(run_dir.rglob(".*.tmp")) and not list(run_dir.rglob(".*.h5"))
+
+
+def test_summary_fields(smoke_run):
+    exp, run_dir = smoke_run
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["experiment"] == "catch_dense" and summary["seed"] == 7
+    assert summary["steps"] == 300 and summary["interrupted"] is False
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert summary["episodes"] == len(metrics["episode_reward"]) > 0
+    assert sum(metrics["nb_episode_steps"]) <= 300
+    assert summary["wall_seconds"] > 0 and summary["steps_per_second"] > 0
+    evaluation = summary["eval"]
+    assert evaluation["episodes"] == 2 and len(evaluation["returns"]) == 2
+    assert evaluation["score_name"] == "catch_rate" and 0.0 <= evaluation["score"] <= 1.0
+    assert evaluation["mean_return"] == pytest.approx(np.mean(evaluation["returns"]))
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["experiment"]["nb_steps"] == 300 and config["experiment"]["seed"] == 7
+    assert config["run"]["versions"]["keras-rl2"] == "1.0.5"
+
+
+def test_weights_reload_into_a_fresh_model(smoke_run):
+    from harness.compat import backend, keras
+
+    exp, run_dir = smoke_run
+    backend.clear_session()
+    model = keras.models.model_from_json((run_dir / "model.json").read_text())
+    before = [w.copy() for w in model.get_weights()]
+    model.load_weights(str(run_dir / "weights.h5"))
+    after = model.get_weights()
+    assert any(not np.array_equal(a, b) for a, b in zip(before, after))
+    import h5py
+
+    with h5py.File(run_dir / "weights.h5") as stored:
+        kernels = []
+        stored.visititems(lambda name, obj: kernels.append(obj[()]) if hasattr(obj, "shape") else None)
+    assert sorted(k.size for k in kernels) == sorted(w.size for w in after)
+    states = np.random.default_rng(0).random((4, 1, 8, 8)).astype(np.float32)
+    q = model.predict_on_batch(states)
+    assert q.shape == (4, 3) and np.isfinite(q).all()
+
+
+def _episode_rewards_and_weights(run_dir):
+    import h5py
+
+    rewards = json.loads((run_dir / "metrics.json").read_text())["episode_reward"]
+    arrays = []
+    with h5py.File(run_dir / "weights.h5") as stored:
+        stored.visititems(lambda name, obj: arrays.append((name, obj[()])) if hasattr(obj, "shape") else None)
+    return rewards, arrays
+
+
+def test_same_seed_same_numbers_different_seed_different(tmp_path):
+    exp = tiny(load_experiment("catch_dense"), eval_episodes=1)
+    first = _episode_rewards_and_weights(run(exp, tmp_path / "a"))
+    second = _episode_rewards_and_weights(run(exp, tmp_path / "b"))
+    other = _episode_rewards_and_weights(run(tiny(exp, seed=1, eval_episodes=1), tmp_path / "c"))
+    assert first[0] == second[0]
+    for (name_a, a), (name_b, b) in zip(first[1], second[1]):
+        assert name_a == name_b
+        np.testing.assert_array_equal(a, b)
+    assert first[0] != other[0]
+    assert any(not np.array_equal(a, b) for (_, a), (_, b) in zip(first[1], other[1]))
