@@ -6,6 +6,7 @@ upper baseline. Registration lives in `envs/__init__.py`.
 """
 from __future__ import annotations
 
+import math
 import operator
 from collections import deque
 from numbers import Integral, Real
@@ -48,11 +49,16 @@ _GRACE = 100  # frames: no block enters the screen before this frame of an episo
 _BLOCK_INTERVAL = 50  # default `block_interval`: mean frames between two blocks entering
 _BLOCK_INTERVAL_SPREAD = 0.2  # intervals are uniform in interval * (1 -+ this): 40..60 frames
 _MIN_BLOCK_INTERVAL = 20  # smallest allowed `block_interval`
+# The game speeds up: the mean interval between blocks shrinks linearly from `block_interval` to
+# _BLOCK_INTERVAL_LATE over the first _BLOCK_RAMP frames, so that even a good pilot eventually
+# meets a block it cannot dodge and scores stay informative instead of hitting the time limit.
+_BLOCK_INTERVAL_LATE = 16
+_BLOCK_RAMP = 2_000
 _BLOCK_WIDTH = 6  # px (columns)
 _BLOCK_HEIGHT = (8, 16)  # px, inclusive range of a block's height before it is fitted in the gap
 _PASSAGE = 3  # ship sizes: free height kept above or below every block (12 px)
 
-# Rewards: a crash costs as much as _CRASH_FRAMES frames of survival earn (see the class docstring).
+# Rewards: a crash costs as much as 100 frames of survival earn (see the class docstring).
 _ALIVE_REWARD = 0.01
 _CRASH_REWARD = -1.0
 
@@ -83,21 +89,26 @@ class CaveEnv(gymnasium.Env):
     """Fly a ship through a scrolling cave that narrows over time, dodging blocks, with one button.
 
     ## Description
-    A side-scroller on a `screen` x `screen` grayscale screen (96 x 96 by default). The ship, a
-    4 x 4 pixel square, stays in column `screen // 4`; the cave scrolls left one column per frame
-    and a new column appears at the right edge. Holding the button accelerates the ship upward,
-    releasing it lets gravity pull it down (0.25 px/frame^2 either way), and its vertical speed is
-    clipped to +-2 px/frame. Position and velocity are floats; the ship is drawn, and collides, at
-    its rounded position.
+    A side-scroller on a `screen` x `screen` grayscale screen (96 x 96 by default; the sizes below
+    are for that screen). The ship, a 4 x 4 pixel square, stays in columns 24 to 27; the cave
+    scrolls left one column per frame and a new column appears at the right edge. Holding the
+    button accelerates the ship upward, releasing it lets gravity pull it down (0.25 px/frame^2
+    either way), and its vertical speed is clipped to +-2 px/frame. Position and velocity are
+    floats; the ship is drawn, and collides, at its rounded position.
 
     The gap between ceiling and floor bends smoothly (its centre is a random walk with a bounded,
     randomly changing slope of at most 0.6 px per column) and shrinks by 1 px every 50 frames, from
-    60 px down to `gap_min` of the screen (32 px by default). From frame 100 on, a block (6 columns
-    wide, 8 to 16 px high) enters the screen every `block_interval` frames on average (uniform in
-    +-20%). Each block lies inside the gap and leaves a passage of at least 12 px (3 ship heights)
-    above or below it over every column the ship can share with it; a block that cannot be fitted
-    that way (only in a very narrow cave) is left out. The task tests steering with momentum, a
-    delayed effect of each press, and planning a route around obstacles seen ~70 frames ahead.
+    60 px down to `gap_min` of the screen (32 px by default). The first block enters the screen on
+    a frame drawn uniformly from 100 to 120 (the grace period), the next ones every
+    `block_interval` frames on average (uniform within +-20%: 40 to 60 frames at first). The game
+    speeds up: that mean shrinks linearly to 16 frames over the first 2,000 frames, so even a good
+    pilot eventually meets a block it cannot dodge (the heuristic pilot averages about 1,700
+    frames, a random player about 50). A block is 6
+    columns wide and 8 to 16 px high (lowered if needed to fit). Each block lies inside the gap and
+    leaves a passage of at least 12 px (3 ship heights) above or below it over every column the
+    ship can share with it; a block that cannot be fitted that way (only in a very narrow cave) is
+    left out. The task tests steering with momentum, a delayed effect of each press, and planning
+    a route around obstacles seen ~70 frames ahead.
 
     Within a step: (1) the action sets the ship's acceleration, then its velocity (clipped) and
     position are updated, (2) the cave scrolls one column left and a new column enters at the right
@@ -117,8 +128,9 @@ class CaveEnv(gymnasium.Env):
     covers 2 x 2 pixels.
 
     ## Starting State
-    A block-free cave whose gap is 60 px high and centred vertically at the right edge; the ship is
-    at rest, centred in the gap of its column.
+    A block-free cave with a 60 px gap, centred vertically at the right edge (within a pixel) and
+    wandering from there leftward; the ship is at rest, centred in the gap over its columns. Each
+    reset draws a new cave from the env's generator.
 
     ## Reward
     +0.01 for each frame survived, -1 for a crash (instead of the +0.01). An episode of n frames
@@ -164,7 +176,9 @@ class CaveEnv(gymnasium.Env):
     ) -> None:
         screen = _check_int("screen", screen, _MIN_SCREEN, "an even number of pixels, e.g. 96")
         if screen % 2:
-            raise ValueError(f"screen must be an even int >= {_MIN_SCREEN} (e.g. 96); got {screen!r}")
+            raise ValueError(
+                f"screen must be an even int >= {_MIN_SCREEN} (e.g. 96); got {screen!r}"
+            )
         low, high = _GAP_MIN_RANGE
         if isinstance(gap_min, bool) or not isinstance(gap_min, Real) or not low <= gap_min <= high:
             raise ValueError(
@@ -188,7 +202,7 @@ class CaveEnv(gymnasium.Env):
 
         # Everything in pixels of this screen.
         scale = screen / _NATIVE
-        self._ship_x = screen // 4
+        self._ship_x = int(screen * _SHIP_COLUMN)
         self._ship_size = _scaled(_SHIP_SIZE, scale, minimum=2)
         self._gravity = _GRAVITY * scale
         self._thrust = _THRUST * scale
@@ -246,7 +260,7 @@ class CaveEnv(gymnasium.Env):
     @property
     def ship_row(self) -> int:
         """Top row of the ship as drawn and as used for collisions: `ship_y` rounded half up."""
-        return int(np.floor(self._y + 0.5))
+        return math.floor(self._y + 0.5)
 
     @property
     def ship_velocity(self) -> float:
@@ -265,7 +279,7 @@ class CaveEnv(gymnasium.Env):
 
     @property
     def block_top(self) -> np.ndarray:
-        """Per screen column, the first block row; equal to `block_bottom` where there is no block."""
+        """Per column, the first block row (`block_bottom` where there is none; read-only)."""
         return self._view(2)
 
     @property
@@ -316,10 +330,11 @@ class CaveEnv(gymnasium.Env):
         for col in range(self.screen):
             self._draw_column(col)
         if self.block_interval is not None:
-            self._next_block = _GRACE + int(self.np_random.integers(self._block_gaps[1] - self._block_gaps[0] + 1))
+            low, high = self._block_gaps
+            self._next_block = _GRACE + int(self.np_random.integers(high - low + 1))
         ceiling = self._cave[0, self._ship_x : self._ship_x + self._ship_size].max()
         floor = self._cave[1, self._ship_x : self._ship_x + self._ship_size].min()
-        self._y = (ceiling + floor - self._ship_size) / 2
+        self._y = float(ceiling + floor - self._ship_size) / 2
         self._vy = 0.0
         return self._get_obs(), self._get_info()
 
@@ -399,7 +414,7 @@ class CaveEnv(gymnasium.Env):
         elif centre > high:
             centre, drift = high, -abs(drift)
         self._centre, self._drift = centre, drift
-        ceiling = int(np.floor(centre - gap / 2 + 0.5))
+        ceiling = math.floor(centre - gap / 2 + 0.5)
         return ceiling, ceiling + gap, 0, 0
 
     def _generate(self) -> None:
@@ -429,8 +444,16 @@ class CaveEnv(gymnasium.Env):
             for i in range(width):
                 columns[i] = (columns[i][0], columns[i][1], block_top, block_top + height)
         self._pending.extend(columns)
-        low, high = self._block_gaps
+        low, high = self._block_gaps_at(frame)
         self._next_block = frame + int(self.np_random.integers(low, high + 1))
+
+    def _block_gaps_at(self, frame: int) -> tuple[int, int]:
+        """Range of frames until the next block, for a block entering on `frame` (see _BLOCK_RAMP)."""
+        progress = min(1.0, max(frame, 0) / _BLOCK_RAMP)
+        mean = self.block_interval + (_BLOCK_INTERVAL_LATE - self.block_interval) * progress
+        spread = int(round(mean * _BLOCK_INTERVAL_SPREAD))
+        mean = int(round(mean))
+        return (mean - spread, mean + spread)
 
     def _draw_column(self, col: int) -> None:
         ceiling, floor, block_top, block_bottom = self._cave[:, col]
@@ -474,19 +497,29 @@ def random_action(env: CaveEnv, rng: np.random.Generator) -> int:
     return int(rng.integers(2))
 
 
+# The pilot's distances are in ship sizes (4 columns on the native screen); its lead is in frames.
+_LOOKAHEAD = 8.0  # columns past the ship that the pilot looks at
+_COMMIT = 1.5  # a block closer than this no longer changes the side the pilot passes it on
+_SAFE = 1.5  # columns past the ship whose walls always bound the target
+_LEAD = 5.0  # frames of velocity extrapolation
+
+
 def heuristic_action(env: CaveEnv) -> int:
     """Return the action of a scripted pilot that reads the env's state (not its pixels).
 
-    The pilot looks at the columns the ship covers now and over the next `_LOOKAHEAD` frames and
-    picks a target row:
+    The pilot looks at the columns the ship covers now and the next 8 ship sizes (32 columns,
+    i.e. frames, on the native screen) and picks a target row:
     - no block there: the middle of the free band (lowest ceiling row to highest floor row);
     - a block there: the middle of the passage above or below it, measured over the columns the
-      ship will share with the block. It takes the passage with the better score, its height
-      minus half the ship's distance to it, so that it keeps to a passage once it heads for it;
-      when the block is less than `_COMMIT` columns away, it keeps to the side it is on.
-    It presses when the ship's centre, extrapolated `_LEAD` frames at its current velocity, is
-    below the target (a bang-bang controller with a velocity term, which brakes before it
-    overshoots). It holds no state of its own: the action is a function of the env's state.
+      ship will share with the block. If only one passage is at least 2 ship sizes high, it takes
+      that one. Otherwise, while the block is more than 1.5 ship sizes away, it takes the one with
+      the better score (its height minus half the ship's distance to it, so that it keeps to a
+      passage once it heads for it); closer, it keeps to the side of the block it is on.
+    The target is then clipped so that the ship stays 1/4 of its size clear of the walls of the
+    next 1.5 ship sizes of columns. The pilot presses when the ship's centre, extrapolated 5 frames
+    at its current velocity, is below the target: a bang-bang controller with a velocity term,
+    which brakes before it overshoots. It holds no state of its own: the action is a function of
+    the env's state.
 
     Args:
         env: the unwrapped env (`gymnasium.make(...).unwrapped`); it is read, not changed.
@@ -506,7 +539,8 @@ def heuristic_action(env: CaveEnv) -> int:
         # The first block ahead (it may have begun left of `x`) and the walls over the columns
         # the ship shares with it.
         first = int(np.argmax(blocked))
-        last = first + int(np.argmin(blocked[first:])) if not blocked[first:].all() else len(blocked)
+        rest = blocked[first:]
+        last = first + int(np.argmin(rest)) if not rest.all() else len(blocked)  # one past it
         near = slice(max(first - size + 1, 0), last + size - 1)
         top, bottom = int(ceiling[near].max()), int(floor[near].min())
         b_top, b_bottom = int(block_top[first]), int(block_bottom[first])
@@ -528,9 +562,3 @@ def heuristic_action(env: CaveEnv) -> int:
     target = min(max((top + bottom) / 2, low), high) if low <= high else (low + high) / 2
     return int(centre + _LEAD * env.ship_velocity > target)
 
-
-# The pilot's distances are in ship sizes (4 columns on the native screen).
-_LOOKAHEAD = 8.0  # columns past the ship that the pilot looks at
-_COMMIT = 1.5  # a block closer than this no longer changes the pilot's side
-_SAFE = 1.5  # columns past the ship whose walls always bound the target
-_LEAD = 5.0  # frames of velocity extrapolation
