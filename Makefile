@@ -1,6 +1,11 @@
 # dqn-harness: every command bootstraps .venv from requirements.txt on first use.
 #   make experiment NAME=catch_dense [STEPS=n] [SEED=s] [SET="key=value ..."] [RUNS=dir]
 #   make list | make test | make test-all
+#   make compare NAMES="a b" [SEEDS=3] [STEPS=n] [RUNS=dir] [OUT=dir] | make plot RUN="run_dir ..."
+#   make experiment NAME=<name> RESUME=<run dir> [STEPS=total] | make play RUN=<run dir> [EPISODES=n] [SEED=s] [GIF=out.gif]
+#   make runs [RUNS=dir] | make tensorboard [RUNS=dir] [PORT=6006]
+#   make sweep NAMES="a b" [SEEDS=5] [STEPS=n] [WORKERS=k] [BACKEND=local|ray] [SET=...] [RUNS=dir] | make ray-deps | make bench-sweep
+#   make baseline ENV_ID=Cave-v0 [EPISODES=n] [SEED=s] [ENV_KWARGS=json] | make bench-memory [JSON=out.json]
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -9,7 +14,7 @@ RUNS ?= runs
 
 # Optional arguments, passed on only when given.
 RUN_ARGS = $(if $(STEPS),--steps "$(STEPS)") $(if $(SEED),--seed "$(SEED)") \
-           $(foreach kv,$(SET),--set '$(kv)') --runs-dir "$(RUNS)"
+           $(foreach kv,$(SET),--set '$(kv)') --runs-dir "$(RUNS)" $(if $(RESUME),--resume "$(RESUME)")
 
 .PHONY: experiment list test test-all venv clean-venv
 
@@ -28,6 +33,73 @@ experiment: $(STAMP)
 
 list: $(STAMP)
 	@$(PY) -m harness list
+
+# make compare NAMES="catch_dense catch_graves" [SEEDS=3] [STEPS=n] [SET="k=v ..."] [RUNS=dir] [OUT=dir]
+# trains the missing runs (reusing finished ones under RUNS), then writes compare.png/.md/.csv.
+.PHONY: compare plot
+compare: $(STAMP)
+	@$(PY) -m harness compare $(NAMES) --seeds "$(or $(SEEDS),3)" $(if $(STEPS),--steps "$(STEPS)") \
+		$(foreach kv,$(SET),--set '$(kv)') --runs-dir "$(RUNS)" $(if $(OUT),--out "$(OUT)")
+
+# make plot RUN="runs/catch_dense/<stamp>-seed0 [more run dirs or experiment folders]" [OUT=file.png]
+plot: $(STAMP)
+	@$(PY) -m harness plot $(or $(RUN),$(RUNS_DIRS)) $(if $(OUT),--out "$(OUT)")
+
+# make play RUN=runs/catch_dense/<stamp>-seed0 [EPISODES=n] [SEED=s] [GIF=out.gif]: the saved agent,
+# greedy, with the run's own evaluation seed and episodes unless given (reproduces its score).
+.PHONY: play runs tensorboard
+play: $(STAMP)
+	@$(PY) -m harness play "$(RUN)" $(if $(EPISODES),--episodes "$(EPISODES)") \
+		$(if $(SEED),--seed "$(SEED)") $(if $(GIF),--gif "$(GIF)")
+
+# make runs [RUNS=dir]: past runs, newest first.
+runs: $(STAMP)
+	@$(PY) -m harness runs --runs-dir "$(RUNS)"
+
+# make tensorboard [RUNS=dir] [PORT=6006] [TB_HOST=localhost]: serve every run's tensorboard/ folder
+# (TB_HOST=0.0.0.0 to reach it from another machine).
+PORT ?= 6006
+TB_HOST ?= localhost
+tensorboard: $(STAMP)
+	@test -d "$(RUNS)" || { echo "error: RUNS=$(RUNS) is not a directory; expected the folder runs are saved in" >&2; exit 2; }
+	@$(VENV)/bin/tensorboard --logdir "$(RUNS)" --port "$(PORT)" --host "$(TB_HOST)"
+
+# make sweep NAMES="catch_dense catch_graves" [SEEDS=5] [STEPS=n] [WORKERS=k] [BACKEND=local|ray]
+#            [SET="k=v ..."] [RUNS=dir]: one run per (experiment, seed), k at a time (default: one per
+# core), then a table and comparison.png in RUNS/sweeps/<stamp>/. BACKEND=ray runs them as Ray tasks
+# (on the cluster at RAY_ADDRESS if set, else on a Ray started here); its first use installs
+# requirements-ray.txt (the same stamp scheme as requirements.txt).
+.PHONY: sweep ray-deps
+RAY_STAMP := $(VENV)/.installed-ray
+$(RAY_STAMP): requirements-ray.txt $(STAMP)
+	$(PY) -m pip install --quiet -r requirements-ray.txt
+	@touch $@
+
+ray-deps: $(RAY_STAMP)
+
+sweep: $(STAMP) $(if $(filter ray,$(BACKEND)),$(RAY_STAMP))
+	@$(PY) -m harness sweep $(NAMES) --seeds "$(or $(SEEDS),5)" $(if $(STEPS),--steps "$(STEPS)") \
+		$(if $(WORKERS),--workers "$(WORKERS)") --backend "$(or $(BACKEND),local)" \
+		$(foreach kv,$(SET),--set '$(kv)') --runs-dir "$(RUNS)"
+
+# make bench-sweep [STEPS=6000] [REPEATS=3] [JSON=out.json]: 4 catch_dense runs with WORKERS=2 vs 1,
+# alternating; median wall times and their ratio (target <= 0.65).
+.PHONY: bench-sweep
+bench-sweep: $(STAMP)
+	@$(PY) -m harness.bench_sweep --steps "$(or $(STEPS),6000)" --repeats "$(or $(REPEATS),3)" \
+		$(if $(JSON),--json "$(JSON)")
+
+# make baseline ENV_ID=Cave-v0 [EPISODES=n] [SEED=s] [ENV_KWARGS='{"size":16}']: the scripted players' mean
+# scores (random and perfect for Catch-v0, random and heuristic for Cave-v0).
+.PHONY: baseline bench-memory
+baseline: $(STAMP)
+	@$(PY) -m harness baseline "$(ENV_ID)" $(if $(EPISODES),--episodes "$(EPISODES)") \
+		$(if $(SEED),--seed "$(SEED)") $(if $(ENV_KWARGS),--env-kwargs '$(ENV_KWARGS)')
+
+# make bench-memory [JSON=out.json]: RSS added by a full 100,000-transition cave_conv replay memory
+# (RingMemory and SequentialMemory, 3 fresh processes each; target <= 400 MB).
+bench-memory: $(STAMP)
+	@$(PY) -m harness.bench_memory $(if $(JSON),--json "$(JSON)")
 
 # The default suite: everything not marked slow (a few minutes on 2 cores).
 test: $(STAMP)

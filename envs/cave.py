@@ -167,6 +167,14 @@ class CaveEnv(gymnasium.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
 
+    # The game's score over several episodes, read by the harness from each episode's final info.
+    score_name = "frames"
+
+    @staticmethod
+    def score_episodes(final_infos: list[dict[str, int]]) -> float:
+        """Mean frames survived per episode."""
+        return float(np.mean([info["frames"] for info in final_infos]))
+
     def __init__(
         self,
         screen: int = 96,

@@ -7,5 +7,13 @@ Modules, one concern each:
   models      network builders named by experiments
   optimizers  RMSPropGraves and optimizers/losses by name
   runner      builds, trains, evaluates and saves one run (owns the run directory and logging)
+  policies    the epsilon schedule that continues across a resume
+  tensorboard TensorBoard scalars of a run (a keras-rl callback)
+  media       frames of the greedy agent and demo GIFs
+  rundirs     reading run directories back: config, summary, weights, where a run resumes
+  play        rebuild a saved agent and watch it play (no training)
+  runs_table  the table of past runs (no TensorFlow)
+  plots       learning curves and final-metrics tables from logged files (no TensorFlow)
+  compare     `compare`: train missing runs, reuse finished ones, plot and tabulate
   cli         `python -m harness ...`
 """

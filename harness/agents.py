@@ -16,7 +16,6 @@ from harness.compat import (
     BoltzmannQPolicy,
     DQNAgent,
     EpsGreedyQPolicy,
-    LinearAnnealedPolicy,
     Processor,
     SequentialMemory,
     backend,
@@ -65,12 +64,17 @@ def network_input_shape(exp: Experiment, observation_shape: tuple[int, ...],
     return (exp.window_length, *observation_shape)
 
 
-def make_policy(exp: Experiment) -> Any:
+def make_policy(exp: Experiment, step_offset: int = 0) -> Any:
+    """The training policy; `step_offset` (a resumed run's start step) continues the epsilon
+    schedule where the parent run stopped (see harness/policies.py)."""
     if exp.policy == "linear_eps":
+        from harness.policies import ResumableLinearAnnealedPolicy
+
         # value_test is unused by DQNAgent (it evaluates with its greedy test_policy).
-        return LinearAnnealedPolicy(EpsGreedyQPolicy(), attr="eps", value_max=exp.eps_max,
-                                    value_min=exp.eps_min, value_test=0.0,
-                                    nb_steps=max(1, exp.eps_anneal_steps))
+        return ResumableLinearAnnealedPolicy(EpsGreedyQPolicy(), attr="eps", value_max=exp.eps_max,
+                                             value_min=exp.eps_min, value_test=0.0,
+                                             nb_steps=max(1, exp.eps_anneal_steps),
+                                             step_offset=step_offset)
     if exp.policy == "eps_greedy":
         return EpsGreedyQPolicy(eps=exp.eps_min)
     if exp.policy == "boltzmann":
@@ -78,7 +82,12 @@ def make_policy(exp: Experiment) -> Any:
     raise UserError(f"policy={exp.policy!r} is unknown")  # validate() catches this first
 
 
-def make_memory(exp: Experiment) -> SequentialMemory:
+def make_memory(exp: Experiment) -> Any:
+    """The replay memory: harness.fast's RingMemory on the fast path, else keras-rl's SequentialMemory."""
+    if exp.fast_path:
+        from harness.fast import RingMemory
+
+        return RingMemory(limit=exp.memory_limit, window_length=exp.window_length)
     return SequentialMemory(limit=exp.memory_limit, window_length=exp.window_length)
 
 
@@ -133,15 +142,23 @@ class LossDQNAgent(DQNAgent):
 
 def agent_class_and_options(exp: Experiment) -> tuple[type, dict[str, Any]]:
     """The agent class for `exp` and the options only it takes."""
+    from harness.optimizers import make_loss
+
+    if exp.fast_path:
+        from harness.fast import FastDQNAgent
+
+        # FastDQNAgent's default loss is keras-rl's own Huber loss clipped at delta_clip.
+        return FastDQNAgent, ({} if exp.loss == "huber" else {"loss_fn": make_loss(exp.loss, exp.delta_clip)})
     if exp.loss == "huber":
         return DQNAgent, {}
-    from harness.optimizers import make_loss
 
     return LossDQNAgent, {"loss_fn": make_loss(exp.loss, exp.delta_clip)}
 
 
-def build_agent(exp: Experiment, env: KerasRLEnv, model: keras.Model | None = None) -> DQNAgent:
-    """A compiled DQNAgent for `exp` acting in `env` (a fresh network unless `model` is given)."""
+def build_agent(exp: Experiment, env: KerasRLEnv, model: keras.Model | None = None,
+                step_offset: int = 0) -> DQNAgent:
+    """A compiled DQNAgent for `exp` acting in `env` (a fresh network unless `model` is given);
+    `step_offset` is the global step a resumed run starts at (it shifts the epsilon schedule)."""
     processor = make_processor(exp)
     if model is None:
         model = build_model(exp, env, processor)
@@ -152,7 +169,7 @@ def build_agent(exp: Experiment, env: KerasRLEnv, model: keras.Model | None = No
         model=model,
         nb_actions=int(env.action_space.n),
         memory=make_memory(exp),
-        policy=make_policy(exp),
+        policy=make_policy(exp, step_offset),
         processor=processor,
         gamma=exp.gamma,
         batch_size=exp.batch_size,
@@ -178,4 +195,11 @@ def new_session(seed: int) -> None:
     from harness.compat import tf
 
     tf.compat.v1.set_random_seed(seed)
+    # The graphs here are small chains run thousands of times a second: handing each session call
+    # to TensorFlow's inter-op thread pool costs more than the ops (measured for `make bench`: the
+    # fast path does about twice the steps per CPU-second with ops run in the calling thread).
+    # A negative inter-op count runs them in the caller's thread; big ops (convolutions) still use
+    # the intra-op pool.
+    config = tf.compat.v1.ConfigProto(inter_op_parallelism_threads=-1)
+    tf.compat.v1.keras.backend.set_session(tf.compat.v1.Session(config=config))
 

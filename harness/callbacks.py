@@ -25,20 +25,29 @@ CHECKPOINT_PATTERN = re.compile(r"^weights-(\d+)\.h5$")
 class MetricsFileLogger(FileLogger):
     """keras-rl's FileLogger, with two changes: the file is replaced atomically (keras-rl rewrites it
     in place, so a crash mid-write loses every episode), and it is flushed every `flush_seconds`
-    rather than every N episodes (episode lengths vary by orders of magnitude during training)."""
+    rather than every N episodes (episode lengths vary by orders of magnitude during training).
+    `step_offset` makes `nb_steps` the global step when a run resumes (episodes still count from 0)."""
 
-    def __init__(self, filepath: str | Path, flush_seconds: float = 10.0) -> None:
+    def __init__(self, filepath: str | Path, flush_seconds: float = 10.0, step_offset: int = 0) -> None:
         super().__init__(str(filepath), interval=None)
         self.flush_seconds = flush_seconds
+        self.step_offset = step_offset
         self._last_flush = time.monotonic()
 
     def on_episode_end(self, episode: int, logs: dict) -> None:
+        if self.step_offset and "nb_steps" in logs:
+            logs = {**logs, "nb_steps": self.step_offset + int(logs["nb_steps"])}
         super().on_episode_end(episode, logs)
         if time.monotonic() - self._last_flush >= self.flush_seconds:
             self.save_data()
 
     def save_data(self) -> None:
         if not self.data:
+            # keras-rl writes nothing before the first episode ends; a run stopped that early still
+            # gets a metrics.json, with every column present and empty.
+            names = list(getattr(self, "metrics_names", []))
+            names += ["episode_reward", "nb_episode_steps", "nb_steps", "episode", "duration"]
+            files.write_json(self.filepath, {name: [] for name in names})
             return
         order = np.argsort(self.data["episode"], kind="stable")
         # np.array(...).tolist() turns NumPy scalars into JSON-ready Python numbers, as keras-rl does.

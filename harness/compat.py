@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import types
+from typing import Any
 import warnings
 
 # --- Environment, before TensorFlow is imported ------------------------------------------------
@@ -29,9 +30,32 @@ if "tensorflow" in sys.modules and os.environ.get("TF_USE_LEGACY_KERAS") != "1":
         "keras-rl2 needs tf-keras (Keras 2), not Keras 3"
     )
 
+
+def _threads_from_env() -> int | None:
+    """DQN_HARNESS_THREADS=n: TensorFlow thread pool sizes for this process (None: TF's default,
+    one thread per core). A sweep sets it so that parallel runs do not fight over the cores."""
+    text = os.environ.get("DQN_HARNESS_THREADS", "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        from harness.errors import UserError
+
+        raise UserError(f"DQN_HARNESS_THREADS={text!r} is not allowed; expected a positive integer")
+    return int(text)
+
+
+_THREADS = _threads_from_env()
+
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
+
+if _THREADS is not None:
+    # Must happen before TensorFlow's context is initialised (the first session or op). tf-keras
+    # builds its graph-mode session from `get_default_session_config()`, which copies this context
+    # config, so the keras-rl session gets these pool sizes (tests/test_sweep.py checks it).
+    tf.config.threading.set_intra_op_parallelism_threads(_THREADS)
+    tf.config.threading.set_inter_op_parallelism_threads(_THREADS)
 
 tf.get_logger().setLevel("ERROR")
 # tf-keras' graph-mode `train_on_batch` warns on every compile that `Model.state_updates` will be
@@ -72,6 +96,32 @@ class _NumpyWithWideCounters(types.ModuleType):
 
 rl.core.np = _NumpyWithWideCounters("numpy")
 
+
+# --- Shim 4: cloning the online network for the target network -----------------------------------
+# DQNAgent.compile builds the target network with rl.util.clone_model, which rebuilds the model
+# from its config. With a dueling head (keras-rl adds a Lambda layer) that fails, rightly: tf-keras'
+# safe mode refuses to rebuild a Lambda from config, since that means loading marshalled bytecode.
+# Keras' own clone_model copies the layers in memory instead; Lambda layers are re-made around the
+# same Python function, so nothing is deserialized.
+def _clone_layer(layer: Any) -> Any:
+    if isinstance(layer, tf_keras.layers.Lambda):
+        return tf_keras.layers.Lambda(layer.function, output_shape=layer._output_shape,
+                                      arguments=layer.arguments, name=layer.name)
+    return layer.__class__.from_config(layer.get_config())
+
+
+def _clone_model(model: Any, custom_objects: Any = None) -> Any:
+    clone = tf_keras.models.clone_model(model, clone_function=_clone_layer)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+import rl.agents.dqn  # noqa: E402
+import rl.util  # noqa: E402
+
+rl.util.clone_model = _clone_model
+rl.agents.dqn.clone_model = _clone_model  # dqn.py bound the name with `from rl.util import *`
+
 # --- Public re-exports ------------------------------------------------------------------------
 from rl.agents.dqn import DQNAgent, mean_q  # noqa: E402
 from rl.callbacks import (  # noqa: E402
@@ -83,10 +133,9 @@ from rl.callbacks import (  # noqa: E402
     TrainIntervalLogger,
 )
 from rl.core import Processor  # noqa: E402
-from rl.memory import SequentialMemory  # noqa: E402
+from rl.memory import Experience, Memory, SequentialMemory, sample_batch_indexes  # noqa: E402
 from rl.util import (  # noqa: E402
     AdditionalUpdatesOptimizer,
-    clone_model,
     get_soft_target_model_updates,
     huber_loss,
 )
@@ -97,11 +146,20 @@ from rl.policy import (  # noqa: E402
     LinearAnnealedPolicy,
 )
 
+# The session-callable options proto (harness/fast.py calls graphs through it, as tf-keras'
+# backend.function does underneath); tf.compat.v1 does not export it.
+from tensorflow.core.protobuf.config_pb2 import CallableOptions  # noqa: E402
+
 keras = tf_keras
 backend = tf_keras.backend
+clone_model = _clone_model
 
 __all__ = [
     "AdditionalUpdatesOptimizer",
+    "CallableOptions",
+    "Experience",
+    "Memory",
+    "sample_batch_indexes",
     "clone_model",
     "get_soft_target_model_updates",
     "huber_loss",

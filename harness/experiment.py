@@ -52,6 +52,7 @@ class Experiment:
     processor_kwargs: dict = setting({}, "keyword arguments for the processor")
     memory_limit: int = setting(50_000, "replay memory capacity in transitions")
     window_length: int = setting(1, "observations stacked into one state")
+    action_repetition: int = setting(1, "env steps each action is repeated for (frame skip); steps count actions")
     policy: str = setting("linear_eps", f"exploration policy, one of {POLICIES}")
     eps_max: float = setting(1.0, "epsilon at the start of the linear schedule")
     eps_min: float = setting(0.1, "epsilon at the end of the linear schedule (eps_greedy: the constant)")
@@ -77,6 +78,7 @@ class Experiment:
     keep_checkpoints: int = setting(3, "newest checkpoints kept")
     log_interval: Union[int, None] = setting(None, "steps between progress lines (None: about 20 per run)")
     callbacks: list = setting([], "extra callback factories: run_dir -> keras-rl Callback")
+    fast_path: bool = setting(True, "fast training path (harness/fast.py); false: keras-rl's stock DQNAgent + SequentialMemory")
     name: str = setting("", "experiment name (set from the module name)")
 
     # ------------------------------------------------------------------------------------------
@@ -92,8 +94,8 @@ class Experiment:
             raise bad("env_id", "a registered env id such as Catch-v0")
         if not 0.0 <= self.gamma <= 1.0:
             raise bad("gamma", "a number in [0, 1]")
-        for name in ("memory_limit", "window_length", "batch_size", "train_interval", "memory_interval",
-                     "nb_steps", "eval_episodes", "checkpoint_interval", "keep_checkpoints"):
+        for name in ("memory_limit", "window_length", "action_repetition", "batch_size", "train_interval",
+                     "memory_interval", "nb_steps", "eval_episodes", "checkpoint_interval", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise bad(name, "a positive integer")
         for name in ("nb_steps_warmup", "eps_anneal_steps", "seed"):

@@ -7,6 +7,9 @@ A run directory `<runs>/<experiment>/<YYYYmmdd-HHMMSS>-seed<seed>/` holds
   model.json         the network architecture (Keras JSON)
   weights.h5         the final network weights (HDF5)
   summary.json       steps, speed, evaluation score, `interrupted` (written last)
+  curves.png         reward, loss and mean Q against step (harness.plots, after the summary)
+  tensorboard/       TensorBoard event files (harness.tensorboard, during training)
+  demo.gif           the greedy agent playing (harness.media, after the summary of a finished run)
 
 Ctrl-C (SIGINT) or SIGTERM stops training at the next step; the run still saves its weights,
 metrics and a summary with `interrupted: true`, and `RunInterrupted` carries the exit code.
@@ -143,8 +146,8 @@ def evaluate(exp: Experiment, agent: Any, episodes: int, seed: int,
     env = make_env(exp, seed=seed, render_mode=render_mode)
     recorder = EpisodeRecorder()
     try:
-        agent.test(env, nb_episodes=episodes, visualize=False, verbose=0,
-                   callbacks=[recorder] + list(callbacks or []))
+        agent.test(env, nb_episodes=episodes, action_repetition=exp.action_repetition, visualize=False,
+                   verbose=0, callbacks=[recorder] + list(callbacks or []))
         score, score_name = score_episodes(env, recorder)
     finally:
         env.close()
@@ -169,13 +172,25 @@ def score_episodes(env: Any, recorder: Any) -> tuple[float, str]:
 
 
 def run(exp: Experiment, runs_dir: str | Path = "runs", command: list[str] | None = None,
-        log: Any = None) -> Path:
+        log: Any = None, resume_from: str | Path | None = None) -> Path:
     """Train, evaluate and save one run of `exp`; return its directory.
+
+    `resume_from`: a run directory of the same experiment to continue, in a new run directory,
+    from its newest saved weights (harness.rundirs.find_resume_point) and their global step;
+    `exp.nb_steps` stays the total budget, so the resumed run trains the steps left. The replay
+    memory is not saved: it refills, and training waits `nb_steps_warmup` steps again.
 
     Raises UserError for mistakes in the experiment and RunInterrupted when stopped by a signal.
     """
     log = log or sys.stdout
     exp = exp.validate()
+    resume = None
+    if resume_from is not None:
+        from harness.rundirs import prepare_resume
+
+        resume = prepare_resume(exp, resume_from)  # every check before the new run directory exists
+    start_step = resume.step if resume is not None else 0
+    nb_steps = exp.nb_steps - start_step
     run_dir = make_run_dir(runs_dir, exp.name or "unnamed", exp.seed)
     started = dt.datetime.now().astimezone()
     files.write_json(run_dir / "config.json", {
@@ -186,24 +201,37 @@ def run(exp: Experiment, runs_dir: str | Path = "runs", command: list[str] | Non
             "host": platform.node(),
             "versions": _versions(),
             "eval_seed": exp.seed + EVAL_SEED_OFFSET,
+            **({"resumed_from": str(resume.run_dir), "resumed_at_step": resume.step,
+                "resumed_from_weights": str(resume.weights)} if resume is not None else {}),
         },
     })
     print(f"run {exp.name} seed {exp.seed} -> {run_dir}", file=log, flush=True)
+    if resume is not None:
+        print(f"resuming {resume.run_dir} at step {resume.step} ({resume.source} {resume.weights.name}); "
+              f"{nb_steps} steps left of {exp.nb_steps}", file=log, flush=True)
 
     from harness.agents import build_agent, make_env
     from harness.callbacks import MetricsFileLogger, ProgressLogger, PruningCheckpoint
+    from harness.tensorboard import TensorBoardLogger
 
     wall_start = time.monotonic()
     seed_everything(exp.seed)
     env = make_env(exp, seed=exp.seed)
-    agent = build_agent(exp, env)
+    # A resumed run numbers everything by global step: the epsilon schedule (step_offset), the
+    # checkpoints, metrics.json's nb_steps, progress lines and TensorBoard.
+    agent = build_agent(exp, env, step_offset=start_step)
+    if resume is not None:
+        # Checked by prepare_resume; keras-rl's load_weights also copies them to the target network.
+        agent.load_weights(str(resume.weights))
 
-    interval = exp.log_interval or max(1, exp.nb_steps // 20)
-    file_logger = MetricsFileLogger(run_dir / "metrics.json")
+    interval = exp.log_interval or max(1, nb_steps // 20)
+    file_logger = MetricsFileLogger(run_dir / "metrics.json", step_offset=start_step)
     callbacks = [
         file_logger,
-        PruningCheckpoint(run_dir / "checkpoints", interval=exp.checkpoint_interval, keep=exp.keep_checkpoints),
-        ProgressLogger(exp.nb_steps, interval, stream=log),
+        PruningCheckpoint(run_dir / "checkpoints", interval=exp.checkpoint_interval, keep=exp.keep_checkpoints,
+                          step_offset=start_step),
+        ProgressLogger(nb_steps, interval, step_offset=start_step, stream=log),
+        TensorBoardLogger(run_dir / "tensorboard", step_offset=start_step),
     ]
     for factory in exp.callbacks:
         callbacks.append(factory(run_dir))
@@ -212,15 +240,23 @@ def run(exp: Experiment, runs_dir: str | Path = "runs", command: list[str] | Non
     with SignalGuard() as guard:
         train_start = time.monotonic()
         with guard.interruptible():
-            agent.fit(env, nb_steps=exp.nb_steps, callbacks=callbacks, verbose=0)
+            agent.fit(env, nb_steps=nb_steps, action_repetition=exp.action_repetition, callbacks=callbacks,
+                      verbose=0)
         train_seconds = time.monotonic() - train_start
-        steps = int(agent.step)
+        # keras-rl flushes metrics in `on_train_end`, which a signal during `on_train_begin` skips.
+        file_logger.save_data()
+        steps_this_run = int(agent.step)
+        steps = start_step + steps_this_run  # the global step count reached
         episodes = len(file_logger.data.get("episode", []))
         files.write_text(run_dir / "model.json", agent.model.to_json())
         files.write_with(run_dir / "weights.h5", lambda tmp: agent.save_weights(tmp, overwrite=True))
         if not guard.interrupted:
             with guard.interruptible():
                 evaluation = evaluate(exp, agent, exp.eval_episodes, exp.seed + EVAL_SEED_OFFSET)
+                # The scripted players (random, perfect/heuristic) on the same env seed, for comparison.
+                from harness.baselines import run_baselines
+
+                evaluation["baselines"] = run_baselines(exp, exp.eval_episodes, exp.seed + EVAL_SEED_OFFSET)
         env.close()
         interrupted = guard.interrupted
         signal_number = guard.signal_number
@@ -229,11 +265,14 @@ def run(exp: Experiment, runs_dir: str | Path = "runs", command: list[str] | Non
         "experiment": exp.name,
         "seed": exp.seed,
         "steps": steps,
+        "steps_this_run": steps_this_run,
+        "resumed_from": str(resume.run_dir) if resume is not None else None,
+        "resumed_at_step": start_step,
         "nb_steps": exp.nb_steps,
         "episodes": episodes,
         "wall_seconds": round(time.monotonic() - wall_start, 3),
         "train_seconds": round(train_seconds, 3),
-        "steps_per_second": round(steps / max(train_seconds, 1e-9), 1),
+        "steps_per_second": round(steps_this_run / max(train_seconds, 1e-9), 1),
         "eval": evaluation,
         "interrupted": interrupted,
         "signal": signal.Signals(signal_number).name if interrupted else None,
@@ -242,9 +281,27 @@ def run(exp: Experiment, runs_dir: str | Path = "runs", command: list[str] | Non
         "run_dir": str(run_dir),
     }
     files.write_json(run_dir / "summary.json", summary)
+    if not interrupted:
+        try:  # demo.gif: the greedy agent's first evaluation episodes; a failure must not lose the run
+            from harness.media import write_demo
+
+            write_demo(exp, agent, run_dir / "demo.gif", seed=exp.seed + EVAL_SEED_OFFSET)
+        except (Exception, KeyboardInterrupt) as err:  # Ctrl-C here: the run is saved, skip the GIF
+            print(f"warning: demo.gif not written ({type(err).__name__}: {err}); "
+                  f"`make play RUN={run_dir} GIF=...` films the saved agent", file=log, flush=True)
+    try:  # curves.png is redrawn from the files above; a plotting failure must not lose the run
+        from harness.plots import write_run_curves
+
+        write_run_curves(run_dir)
+    except (Exception, KeyboardInterrupt) as err:  # Ctrl-C here: the run is saved, skip the plot
+        print(f"warning: curves.png not written ({type(err).__name__}: {err}); "
+              f"`python -m harness plot {run_dir}` redraws it", file=log, flush=True)
     if evaluation is not None:
         print(f"eval over {evaluation['episodes']} episodes: mean return {evaluation['mean_return']:.3f}, "
               f"{evaluation['score_name']} {evaluation['score']:.3f}", file=log, flush=True)
+        for player, result in (evaluation.get("baselines") or {}).items():
+            print(f"  {player} player: mean return {result['mean_return']:.3f}, "
+                  f"{result['score_name']} {result['score']:.3f}", file=log, flush=True)
     print(f"saved {run_dir}", file=log, flush=True)
     if interrupted:
         raise RunInterrupted(run_dir, signal_number)

@@ -1,0 +1,434 @@
+"""Learning curves and result tables, rebuilt from a run's logged files alone (bsuite `analysis.py`
+style): this module owns reading finished runs back and drawing/tabulating them.
+
+It reads only what the runner wrote -- `config.json`, `metrics.json` (keras-rl's FileLogger: one
+value per episode) and `summary.json` -- so any plot can be redrawn offline, long after training,
+without TensorFlow. matplotlib draws on the Agg canvas (no display needed).
+
+How curves are made (the same for one run's `curves.png` and for `compare.png`):
+
+* x is the training step. metrics.json's `nb_steps` is the cumulative step at each episode's end.
+* Each run is resampled onto one step grid shared by every run in the figure (`GRID_POINTS`
+  points up to the longest run) by a centred moving window `window` steps wide (default
+  `WINDOW_FRACTION` of the longest run): the value at a grid point is the mean of the episodes
+  that ended inside the window. Resampling and smoothing are one operation, and runs whose
+  episodes end at different steps can then be averaged point by point.
+* Loss and mean Q are weighted by each episode's length (the FileLogger logs an episode's mean
+  over its steps, so the weighted mean is the mean over steps); episode reward is a per-episode
+  mean. NaN entries (episodes before training starts have no loss or mean Q) are skipped; a window
+  left empty between two filled ones is interpolated, so the curve starts where values start.
+* A group (one experiment, several seeds) is drawn as the mean over its runs with a shaded band of
+  +-1 sample standard deviation across runs (only where at least two runs have a value).
+
+Final metrics (the table) are per run, then mean and sample standard deviation over a group's
+runs: the evaluation score and mean return from summary.json, and the training loss, mean Q and
+episode reward averaged over the last `FINAL_FRACTION` of a run's episodes.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from harness import files
+from harness.errors import UserError
+
+GRID_POINTS = 300
+WINDOW_FRACTION = 0.05  # of the longest run's steps: 1,500 steps of a 30,000-step run
+FINAL_FRACTION = 0.10  # "final" metrics: the last 10% of a run's episodes
+
+# (metrics.json key, panel title, weight episodes by their length)
+PANELS: tuple[tuple[str, str, bool], ...] = (
+    ("loss", "loss (TD, per step)", True),
+    ("mean_q", "mean Q", True),
+    ("episode_reward", "episode reward (training)", False),
+)
+
+# Table columns: (key, Markdown header). `*_mean`/`*_std` pairs are shown as "mean ± std".
+TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("experiment", "experiment"),
+    ("runs", "runs"),
+    ("score", "eval {score_name}"),
+    ("eval_return", "eval mean return"),
+    ("final_reward", "final train reward"),
+    ("final_loss", "final loss"),
+    ("final_mean_q", "final mean Q"),
+    ("steps_per_second", "steps/s"),
+)
+_PAIRED = ("score", "eval_return", "final_reward", "final_loss", "final_mean_q", "steps_per_second")
+
+
+@dataclass(frozen=True)
+class RunLog:
+    """One run as logged: its directory, resolved config, per-episode metrics and summary."""
+
+    run_dir: Path
+    config: dict[str, Any]
+    metrics: dict[str, np.ndarray]
+    summary: dict[str, Any] | None  # None while the run is still going (summary.json is last)
+
+    @property
+    def name(self) -> str:
+        """The experiment's name (config, then summary, then the parent folder's name)."""
+        name = (self.config.get("experiment") or {}).get("name")
+        if not name and self.summary:
+            name = self.summary.get("experiment")
+        return str(name or self.run_dir.parent.name)
+
+    @property
+    def seed(self) -> int | None:
+        return (self.config.get("experiment") or {}).get("seed")
+
+    @property
+    def finished(self) -> bool:
+        """summary.json written and not interrupted."""
+        return self.summary is not None and not self.summary.get("interrupted", True)
+
+    @property
+    def steps(self) -> np.ndarray:
+        """Cumulative training step at the end of each logged episode."""
+        return self.metrics.get("nb_steps", np.zeros(0))
+
+    @property
+    def total_steps(self) -> int:
+        if self.summary and self.summary.get("steps") is not None:
+            return int(self.summary["steps"])
+        return int(self.steps[-1]) if self.steps.size else 0
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        # json reads the NaN/Infinity literals Python's json writes (loss before training starts).
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise UserError(f"{path} can't be read as JSON: {err}") from None
+
+
+def is_run_dir(path: str | Path) -> bool:
+    """Whether `path` looks like a run directory (it has the config.json the runner writes first)."""
+    return (Path(path) / "config.json").is_file()
+
+
+def load_run(run_dir: str | Path) -> RunLog:
+    """Read a run directory's config.json, metrics.json and (if present) summary.json.
+
+    Raises UserError naming the path if it is not a run directory or a file is unreadable. A run
+    that ended before its first episode has no metrics.json; it loads with empty metrics.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir} is not a run directory (it does not exist)")
+    if not is_run_dir(run_dir):
+        raise UserError(f"{run_dir} is not a run directory (no config.json); expected "
+                        f"<runs>/<experiment>/<stamp>-seed<s>/")
+    config = _read_json(run_dir / "config.json")
+    if not isinstance(config, dict):
+        raise UserError(f"{run_dir / 'config.json'} is not a run config (expected a JSON object)")
+    metrics: dict[str, np.ndarray] = {}
+    metrics_path = run_dir / "metrics.json"
+    if metrics_path.is_file():
+        raw = _read_json(metrics_path)
+        if not isinstance(raw, dict):
+            raise UserError(f"{metrics_path} is not a metrics log (expected a JSON object)")
+        for key, values in raw.items():
+            try:
+                metrics[key] = np.array([np.nan if v is None else v for v in values], dtype=float)
+            except (TypeError, ValueError):
+                raise UserError(f"{metrics_path}: {key!r} is not a list of numbers") from None
+    summary_path = run_dir / "summary.json"
+    summary = _read_json(summary_path) if summary_path.is_file() else None
+    if summary is not None and not isinstance(summary, dict):
+        raise UserError(f"{summary_path} is not a run summary (expected a JSON object)")
+    return RunLog(run_dir=run_dir, config=config, metrics=metrics, summary=summary)
+
+
+def find_run_dirs(path: str | Path) -> list[Path]:
+    """`path` itself if it is a run directory, else the run directories directly inside it (an
+    experiment folder such as runs/catch_dense), oldest first. UserError if there are none."""
+    path = Path(path)
+    if is_run_dir(path):
+        return [path]
+    if path.is_dir():
+        found = sorted(p for p in path.iterdir() if p.is_dir() and is_run_dir(p))
+        if found:
+            return found
+        raise UserError(f"{path} is not a run directory and holds none (no config.json)")
+    raise UserError(f"{path} is not a run directory (it does not exist)")
+
+
+def group_runs(paths: Iterable[str | Path]) -> dict[str, list[Path]]:
+    """Run directories (or experiment folders) grouped by experiment name, in first-seen order."""
+    groups: dict[str, list[Path]] = {}
+    for path in paths:
+        for run_dir in find_run_dirs(path):
+            run = load_run(run_dir)
+            members = groups.setdefault(run.name, [])
+            if run_dir.resolve() not in [p.resolve() for p in members]:
+                members.append(run_dir)
+    return groups
+
+
+# ---------------------------------------------------------------------------------------------
+# Curves
+
+def windowed_mean(x: np.ndarray, values: np.ndarray, grid: np.ndarray, window: float,
+                  weights: np.ndarray | None = None) -> np.ndarray:
+    """For each grid point g, the (weighted) mean of `values` whose `x` lies in (g - w/2, g + w/2].
+
+    NaN values are skipped; a window with none left gives NaN. `x` need not be sorted.
+    """
+    x = np.asarray(x, dtype=float)
+    values = np.asarray(values, dtype=float)
+    weights = np.ones_like(values) if weights is None else np.asarray(weights, dtype=float)
+    keep = np.isfinite(values) & np.isfinite(x) & np.isfinite(weights) & (weights > 0)
+    x, values, weights = x[keep], values[keep], weights[keep]
+    order = np.argsort(x, kind="stable")
+    x, values, weights = x[order], values[order], weights[order]
+    # Prefix sums make every window two lookups, O((n + grid) log n) for any window width.
+    weighted_sum = np.concatenate([[0.0], np.cumsum(values * weights)])
+    weight_sum = np.concatenate([[0.0], np.cumsum(weights)])
+    hi = np.searchsorted(x, grid + window / 2.0, side="right")
+    lo = np.searchsorted(x, grid - window / 2.0, side="right")
+    total = weight_sum[hi] - weight_sum[lo]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (weighted_sum[hi] - weighted_sum[lo]) / total
+    out[total <= 0] = np.nan
+    return out
+
+
+def run_curve(run: RunLog, key: str, grid: np.ndarray, window: float, weighted: bool) -> np.ndarray:
+    """One run's metric `key` resampled onto `grid` (NaN where the run has no value)."""
+    values = run.metrics.get(key)
+    if values is None or values.size == 0 or run.steps.size != values.size:
+        return np.full(grid.shape, np.nan)
+    weights = run.metrics.get("nb_episode_steps") if weighted else None
+    if weights is not None and weights.size != values.size:
+        weights = None
+    curve = windowed_mean(run.steps, values, grid, window, weights)
+    # Where long episodes leave a window empty, interpolate between its neighbours, so a gap means
+    # "no value yet" (before training starts), never "episodes happened to be long here".
+    finite = np.flatnonzero(np.isfinite(curve))
+    if finite.size > 1:
+        inside = np.arange(finite[0], finite[-1] + 1)
+        curve[inside] = np.interp(grid[inside], grid[finite], curve[finite])
+    curve[grid > run.total_steps] = np.nan  # a shorter run does not extend to the longer ones' end
+    return curve
+
+
+def group_stats(curves: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, sample std (NaN with fewer than two values) and count over runs, point by point."""
+    stack = np.vstack(curves)
+    count = np.isfinite(stack).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        total = np.nansum(stack, axis=0)
+        mean = np.where(count > 0, total / np.maximum(count, 1), np.nan)
+        squares = np.nansum((stack - mean) ** 2, axis=0)
+        std = np.where(count > 1, np.sqrt(squares / np.maximum(count - 1, 1)), np.nan)
+    return mean, std, count
+
+
+def _load_groups(groups: Mapping[str, Sequence[str | Path | RunLog]]) -> dict[str, list[RunLog]]:
+    if not groups or not any(groups.values()):
+        raise UserError("nothing to plot: no run directories given")
+    return {name: [p if isinstance(p, RunLog) else load_run(p) for p in paths]
+            for name, paths in groups.items() if paths}
+
+
+def plot_runs(groups: Mapping[str, Sequence[str | Path | RunLog]], out_png: str | Path, title: str | None = None,
+              window: float | None = None, show_episodes: bool = False) -> Path:
+    """Draw loss, mean Q and episode reward against training step; one colour per group.
+
+    `groups` maps a label (the experiment name) to its run directories. Each group is drawn as the
+    mean over its runs, smoothed (see the module docstring), with a +-1 std band across runs.
+    `window` is the smoothing width in steps (default `WINDOW_FRACTION` of the longest run).
+    `show_episodes` also scatters the raw per-episode values faintly (for one run's curves.png).
+    Writes `out_png` atomically and returns its path.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    runs = _load_groups(groups)
+    longest = max((r.total_steps for rs in runs.values() for r in rs), default=0)
+    longest = max(longest, 1)
+    window = float(window) if window else max(1.0, WINDOW_FRACTION * longest)
+    grid = np.linspace(0.0, float(longest), GRID_POINTS + 1)[1:]
+
+    # A Figure of our own on the Agg canvas: no display, and no pyplot global state to leak or close.
+    fig = Figure(figsize=(15, 4.4), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(PANELS), sharex=True)
+    colours = [f"C{i}" for i in range(10)]
+    for index, (label, group) in enumerate(runs.items()):
+        colour = colours[index % len(colours)]
+        seeds = sorted({r.seed for r in group if r.seed is not None})
+        legend = f"{label} ({len(group)} run{'s' if len(group) != 1 else ''}"
+        legend += f", seed{'s' if len(seeds) > 1 else ''} {','.join(map(str, seeds))})" if seeds else ")"
+        for ax, (key, _, weighted) in zip(axes, PANELS):
+            if show_episodes:
+                for run in group:
+                    values = run.metrics.get(key)
+                    if values is not None and values.size == run.steps.size:
+                        ax.scatter(run.steps, values, s=5, color=colour, alpha=0.3, linewidths=0)
+            curves = [run_curve(run, key, grid, window, weighted) for run in group]
+            mean, std, _ = group_stats(curves)
+            ax.plot(grid, mean, color=colour, linewidth=1.8, label=legend)
+            if np.isfinite(std).any():
+                ax.fill_between(grid, mean - std, mean + std, color=colour, alpha=0.2, linewidth=0)
+    for ax, (key, panel_title, _) in zip(axes, PANELS):
+        ax.set_title(panel_title)
+        ax.set_xlabel("training step")
+        ax.grid(True, alpha=0.3)
+        ax.set_xlim(0, longest)
+    axes[0].legend(loc="best", fontsize="small")
+    band = "mean over runs, band ±1 std across runs; " if any(len(g) > 1 for g in runs.values()) else ""
+    fig.suptitle(title or " vs ".join(runs))
+    fig.supxlabel(f"{band}smoothed: centred moving window of {window:,.0f} steps", fontsize="small",
+                  color="0.35")
+    out_png = Path(out_png)
+    files.write_with(out_png, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    return out_png
+
+
+def write_run_curves(run_dir: str | Path) -> Path:
+    """`run_dir/curves.png`: one run's episode reward, loss and mean Q against step, smoothed,
+    over its raw per-episode values. Rebuilt from the logged files alone."""
+    run = load_run(run_dir)
+    seed = f" seed {run.seed}" if run.seed is not None else ""
+    state = "" if run.finished else (" (interrupted)" if run.summary else " (unfinished)")
+    return plot_runs({run.name: [run]}, run.run_dir / "curves.png",
+                     title=f"{run.name}{seed}{state} — {run.run_dir.name}", show_episodes=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tables
+
+def final_value(run: RunLog, key: str, fraction: float = FINAL_FRACTION) -> float:
+    """Mean of `key` over the last `fraction` of the run's episodes (NaN entries skipped)."""
+    values = run.metrics.get(key)
+    if values is None or values.size == 0:
+        return math.nan
+    tail = values[-max(1, math.ceil(fraction * values.size)):]
+    tail = tail[np.isfinite(tail)]
+    return float(tail.mean()) if tail.size else math.nan
+
+
+def _mean_std(values: Sequence[float]) -> tuple[float, float]:
+    finite = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    if finite.size == 0:
+        return math.nan, math.nan
+    std = float(finite.std(ddof=1)) if finite.size > 1 else math.nan
+    return float(finite.mean()), std
+
+
+def summary_table(groups: Mapping[str, Sequence[str | Path | RunLog]]) -> list[dict[str, Any]]:
+    """One row per group: run count and the mean and sample std over its runs of the final metrics.
+
+    Keys: experiment, runs, evaluated (runs with an evaluation), score_name, and `<m>_mean` /
+    `<m>_std` for m in score, eval_return, final_reward, final_loss, final_mean_q, steps_per_second.
+    """
+    rows = []
+    for label, group in _load_groups(groups).items():
+        evals = [r.summary["eval"] for r in group if r.summary and r.summary.get("eval")]
+        names = sorted({e.get("score_name", "score") for e in evals})
+        per_run = {
+            "score": [float(e["score"]) for e in evals],
+            "eval_return": [float(e["mean_return"]) for e in evals],
+            "final_reward": [final_value(r, "episode_reward") for r in group],
+            "final_loss": [final_value(r, "loss") for r in group],
+            "final_mean_q": [final_value(r, "mean_q") for r in group],
+            "steps_per_second": [float(r.summary["steps_per_second"]) for r in group
+                                 if r.summary and r.summary.get("steps_per_second") is not None],
+        }
+        row: dict[str, Any] = {"experiment": label, "runs": len(group), "evaluated": len(evals),
+                               "score_name": "/".join(names) or "score"}
+        for key, values in per_run.items():
+            row[f"{key}_mean"], row[f"{key}_std"] = _mean_std(values)
+        rows.append(row)
+    return rows
+
+
+def _fmt(value: float) -> str:
+    if value is None or not math.isfinite(value):
+        return "–"
+    if value == 0:
+        return "0"
+    if value != 0 and abs(value) < 0.01:
+        return f"{value:.2e}"
+    return f"{value:,.3f}" if abs(value) < 100 else f"{value:,.0f}"
+
+
+def format_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The table as Markdown: "mean ± std" over runs (std shown only with two or more runs)."""
+    score_names = {row["score_name"] for row in rows}
+    score_name = score_names.pop() if len(score_names) == 1 else "score"
+    headers = [header.format(score_name=score_name) for _, header in TABLE_COLUMNS]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for row in rows:
+        cells = []
+        for key, _ in TABLE_COLUMNS:
+            if key in _PAIRED:
+                mean, std = row[f"{key}_mean"], row[f"{key}_std"]
+                cells.append(_fmt(mean) + (f" ± {_fmt(std)}" if math.isfinite(std) else ""))
+            elif key == "experiment":
+                cells.append(f"`{row[key]}`")
+            elif key == "runs" and row["evaluated"] != row["runs"]:
+                cells.append(f"{row['runs']} ({row['evaluated']} evaluated)")
+            else:
+                cells.append(str(row[key]))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+CSV_FIELDS: tuple[str, ...] = ("experiment", "runs", "evaluated", "score_name") + tuple(
+    f"{key}_{stat}" for key in _PAIRED for stat in ("mean", "std"))
+
+
+def format_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The table as CSV, one column per statistic, full precision; empty where undefined."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if isinstance(row[k], float) and not math.isfinite(row[k]) else row[k])
+                         for k in CSV_FIELDS})
+    return buffer.getvalue()
+
+
+def write_table(groups: Mapping[str, Sequence[str | Path | RunLog]], out_md: str | Path,
+                out_csv: str | Path) -> list[dict[str, Any]]:
+    """Write the final-metrics table as Markdown and CSV (atomically); return its rows."""
+    rows = summary_table(groups)
+    files.write_text(out_md, format_markdown(rows))
+    files.write_text(out_csv, format_csv(rows))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# `python -m harness plot`
+
+def default_plot_path(groups: Mapping[str, Sequence[Path]]) -> Path:
+    """One run: its own curves.png. Several: plot-<names>.png in the current directory."""
+    all_runs = [p for paths in groups.values() for p in paths]
+    if len(all_runs) == 1:
+        return Path(all_runs[0]) / "curves.png"
+    return Path(f"plot-{'-'.join(groups)}.png")
+
+
+def plot_command(paths: Sequence[str | Path], out: str | Path | None = None) -> tuple[Path, str]:
+    """Group run directories by experiment, draw them, and return (png path, Markdown table)."""
+    groups = group_runs(paths)
+    out_png = Path(out) if out else default_plot_path(groups)
+    if out_png.suffix.lower() != ".png":
+        raise UserError(f"--out {str(out_png)!r}: expected a .png file name")
+    all_runs = [p for g in groups.values() for p in g]
+    if len(all_runs) == 1 and out_png == default_plot_path(groups):
+        path = write_run_curves(all_runs[0])
+    else:
+        path = plot_runs(groups, out_png)
+    return path, format_markdown(summary_table(groups))

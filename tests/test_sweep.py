@@ -1,0 +1,211 @@
+"""Sweeps: many (experiment, seed) runs at once on both backends, one of them failing on purpose.
+
+The end-to-end tests run the real command with tiny budgets. The run that fails is a real run
+process killed with SIGKILL after it has created its run directory (the way a run dies when the
+kernel's OOM killer or a lost node ends it): the sweep must report it with its log, let the others
+finish, still write the table and the plot, and exit non-zero.
+"""
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from harness import sweep
+from harness.errors import UserError
+from tests.helpers import ROOT, TINY, cli
+
+TINY_ARGS = ["--steps", str(TINY["nb_steps"])] + [
+    arg for key in ("nb_steps_warmup", "memory_limit", "eval_episodes", "checkpoint_interval", "eps_anneal_steps")
+    for arg in ("--set", f"{key}={TINY[key]}")]
+
+
+# ---------------------------------------------------------------------------------------------
+# Planning (no TensorFlow)
+
+def test_seeds_are_a_count_or_a_list():
+    assert sweep.parse_seeds("5") == (0, 1, 2, 3, 4)
+    assert sweep.parse_seeds("3,4, 7") == (3, 4, 7)
+    for bad in ("0", "-2", "x", "1.5", ",", "3,3"):
+        with pytest.raises(UserError, match="SEEDS="):
+            sweep.parse_seeds(bad)
+
+
+def test_threads_split_the_cores():
+    assert sweep.threads_per_run(cores=8, workers=2) == 4
+    assert sweep.threads_per_run(cores=2, workers=2) == 1
+    assert sweep.threads_per_run(cores=2, workers=5) == 1  # never 0
+    env = sweep.run_environment(3)
+    assert env["DQN_HARNESS_THREADS"] == env["OMP_NUM_THREADS"] == env["OPENBLAS_NUM_THREADS"] == "3"
+
+
+def test_plan_is_every_name_times_every_seed(tmp_path):
+    plan = sweep.plan_sweep(["catch_dense", "catch_graves"], (0, 1, 2), steps=50, overrides=["gamma=0.9"],
+                            runs_dir=tmp_path / "r")
+    assert [(s.name, s.seed) for s in plan.specs] == [
+        ("catch_dense", 0), ("catch_dense", 1), ("catch_dense", 2),
+        ("catch_graves", 0), ("catch_graves", 1), ("catch_graves", 2)]
+    argv = plan.specs[4].argv("py", plan.runs_dir)
+    assert argv == ["py", "-m", "harness", "run", "catch_graves", "--seed", "1", "--steps", "50",
+                    "--set", "gamma=0.9", "--runs-dir", str((tmp_path / "r").resolve())]
+
+
+@pytest.mark.parametrize("args, fragment", [
+    ([], "no experiments given"),
+    (["catch_dens"], "did you mean catch_dense?"),
+    (["catch_dense", "catch_dense"], "NAMES lists 'catch_dense' twice"),
+    (["catch_dense", "--set", "gamma=2"], "gamma=2"),
+    (["catch_dense", "--seeds", "0"], "SEEDS='0'"),
+    (["catch_dense", "--workers", "0"], "WORKERS='0'"),
+    (["catch_dense", "--backend", "slurm"], "BACKEND='slurm'"),
+])
+def test_mistakes_are_one_line_errors_before_any_run(tmp_path, args, fragment):
+    result = cli("sweep", *args, "--runs-dir", str(tmp_path))
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert [line for line in result.stderr.splitlines() if line.startswith("error:")] == [
+        line for line in result.stderr.splitlines() if line.strip()], result.stderr
+    assert fragment in result.stderr
+    assert not any(tmp_path.iterdir()), "nothing may be written for a rejected sweep"
+
+
+def test_make_sweep_passes_every_option():
+    result = subprocess.run(["make", "-n", "sweep", "NAMES=a b", "SEEDS=2", "STEPS=10", "WORKERS=3",
+                             "BACKEND=local", "SET=gamma=0.9 eval_episodes=2", "RUNS=/somewhere"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    command = " ".join(result.stdout.replace("\\\n", " ").split())
+    assert ('-m harness sweep a b --seeds "2" --steps "10" --workers "3" --backend "local" '
+            "--set 'gamma=0.9' --set 'eval_episodes=2' --runs-dir \"/somewhere\"") in command
+
+
+def test_results_table_mean_sd_and_failures(tmp_path):
+    def result(seed, code, score=None, sps=None):
+        spec = sweep.RunSpec("catch_dense", seed, None, ())
+        summary = None if score is None else {"interrupted": False, "steps_per_second": sps,
+                                              "eval": {"score": score, "score_name": "catch_rate"}}
+        return sweep.RunResult(spec, tmp_path / spec.log_name, {
+            "started": True, "exit_code": code, "summary": summary, "log_tail": ["error: boom"]})
+
+    results = [result(0, 0, 0.5, 100.0), result(1, 0, 0.7, 300.0), result(2, -9), result(3, 2)]
+    table = sweep.results_table(["catch_dense"], results)
+    row = table.splitlines()[2]
+    sd = math.sqrt(((0.5 - 0.6) ** 2 + (0.7 - 0.6) ** 2) / 1)
+    assert "2/4" in row and f"0.600 ± {sd:.3f} (catch_rate)" in row and "200 ± 141" in row
+    assert "seed 2: killed by SIGKILL" in row and "seed 3: exit 2: boom" in row
+
+
+# ---------------------------------------------------------------------------------------------
+# Threads
+
+def test_thread_setting_reaches_the_graph_mode_session():
+    """DQN_HARNESS_THREADS sizes the pools of the tf.compat.v1 Session that keras-rl trains in."""
+    code = ("import harness.compat; from tf_keras.src import backend as b; "
+            "c = b.get_session()._config; print(c.intra_op_parallelism_threads, c.inter_op_parallelism_threads)")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DQN_HARNESS_THREADS": "1"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["1", "1"]
+
+
+def test_bad_thread_setting_is_a_user_error():
+    # Checked before TensorFlow is imported, so this process fails fast.
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DQN_HARNESS_THREADS": "two"}
+    result = subprocess.run([sys.executable, "-c", "import harness.compat"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "harness.errors.UserError: DQN_HARNESS_THREADS='two' is not allowed; expected a positive integer" \
+        in result.stderr
+    assert "tensorflow" not in result.stderr.lower()
+
+
+# ---------------------------------------------------------------------------------------------
+# End to end
+
+def _kill_run_once_started(sweep_proc, runs_dir: Path, name: str, seed: int, timeout: float = 240) -> None:
+    """SIGKILL the run process of (name, seed) once it has written its config.json."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert sweep_proc.poll() is None, "the sweep ended before the run could be killed"
+        if list((runs_dir / name).glob(f"*-seed{seed}/config.json")):
+            for proc in psutil.process_iter(["cmdline"]):
+                cmd = proc.info["cmdline"] or []
+                if (cmd[-2:] == ["--runs-dir", str(runs_dir)] and "run" in cmd and name in cmd
+                        and cmd[cmd.index("--seed") + 1] == str(seed)):
+                    proc.kill()
+                    return
+        time.sleep(0.05)
+    raise AssertionError(f"run {name} seed {seed} never started")
+
+
+def _sweep_with_one_killed(tmp_path: Path, seeds: int, extra: list[str], env: dict | None = None):
+    runs_dir = (tmp_path / "runs").resolve()
+    args = [sys.executable, "-m", "harness", "sweep", "catch_dense", "--seeds", str(seeds), *TINY_ARGS,
+            "--runs-dir", str(runs_dir), *extra]
+    proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _kill_run_once_started(proc, runs_dir, "catch_dense", 1)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, out, err, runs_dir
+
+
+def _check_sweep(returncode, out, err, runs_dir, seeds, workers):
+    assert returncode == 1, out + err
+    assert "Traceback" not in err
+    assert f"error: 1 of {seeds} runs failed" in err
+    assert "FAILED catch_dense seed 1: killed by SIGKILL" in out
+    [sweep_dir] = list((runs_dir / "sweeps").iterdir())
+    record = json.loads((sweep_dir / "sweep.json").read_text())
+    assert record["workers"] == workers
+    assert record["threads_per_run"] == max(1, sweep.machine_cores() // workers)
+    runs = {r["seed"]: r for r in record["runs"]}
+    assert runs[1]["status"] == "failed" and runs[1]["reason"] == "killed by SIGKILL"
+    # The killed run left a partial run directory (config first, no summary).
+    killed_dir = Path(runs[1]["run_dir"])
+    assert (killed_dir / "config.json").is_file() and not (killed_dir / "summary.json").exists()
+    good = [s for s in range(seeds) if s != 1]
+    scores = []
+    for seed in good:
+        assert runs[seed]["status"] == "ok", runs[seed]
+        summary = json.loads((Path(runs[seed]["run_dir"]) / "summary.json").read_text())
+        assert summary["seed"] == seed and summary["steps"] == TINY["nb_steps"]
+        assert runs[seed]["score"] == summary["eval"]["score"]
+        assert runs[seed]["steps_per_second"] == summary["steps_per_second"]
+        log = (sweep_dir / f"catch_dense-seed{seed}.log").read_text()
+        assert f"saved {runs[seed]['run_dir']}" in log  # the run's own output, captured
+        scores.append(summary["eval"]["score"])
+    # The table: the finished runs' mean score, and the failure with its reason.
+    mean = sum(scores) / len(scores)
+    row = next(line for line in out.splitlines() if line.startswith("catch_dense  "))
+    assert f"{len(good)}/{seeds}" in row and f"{mean:.3f}" in row and "seed 1: killed by SIGKILL" in row
+    assert (sweep_dir / "summary.txt").read_text().count("seed 1: killed by SIGKILL") == 1
+    csv_lines = (sweep_dir / "table.csv").read_text().splitlines()
+    assert csv_lines[1].startswith(f"catch_dense,{len(good)},")
+    assert (sweep_dir / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return runs
+
+
+def test_local_sweep_reports_a_killed_run_and_finishes_the_others(tmp_path):
+    returncode, out, err, runs_dir = _sweep_with_one_killed(tmp_path, seeds=3, extra=["--workers", "2"])
+    runs = _check_sweep(returncode, out, err, runs_dir, seeds=3, workers=2)
+    assert "on local processes" in out
+    assert out.count("start  catch_dense seed") == 3
+
+
+def test_ray_sweep_on_a_local_ray(tmp_path):
+    pytest.importorskip("ray", reason="Ray is optional: `make ray-deps` installs it (.ci/run does)")
+    env = {"RAY_ADDRESS": ""}  # no cluster: Ray starts on this machine
+    returncode, out, err, runs_dir = _sweep_with_one_killed(tmp_path, seeds=2, extra=["--backend", "ray"], env=env)
+    runs = _check_sweep(returncode, out, err, runs_dir, seeds=2, workers=min(2, sweep.machine_cores()))
+    assert "on Ray on this machine" in out
+    assert runs[0]["host"]
