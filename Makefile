@@ -6,6 +6,7 @@
 #   make runs [RUNS=dir] | make tensorboard [RUNS=dir] [PORT=6006]
 #   make sweep NAMES="a b" [SEEDS=5] [STEPS=n] [WORKERS=k] [BACKEND=local|ray] [SET=...] [RUNS=dir] | make ray-deps | make bench-sweep
 #   make baseline ENV_ID=Cave-v0 [EPISODES=n] [SEED=s] [ENV_KWARGS=json] | make bench-memory [JSON=out.json]
+#   make bench [REPS=3]
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -100,6 +101,13 @@ baseline: $(STAMP)
 # (RingMemory and SequentialMemory, 3 fresh processes each; target <= 400 MB).
 bench-memory: $(STAMP)
 	@$(PY) -m harness.bench_memory $(if $(JSON),--json "$(JSON)")
+
+# make bench [REPS=3]: catch_dense and cave_conv on keras-rl's stock DQNAgent and on the fast path,
+# alternating, REPS runs each (median env/train steps/s, ratio, peak RSS), plus a memory-flatness
+# check; writes bench/results.md and bench/results.json (about 5 minutes on 2 cores).
+.PHONY: bench
+bench: $(STAMP)
+	@$(PY) -m harness bench --reps "$(or $(REPS),3)"
 
 # The default suite: everything not marked slow (a few minutes on 2 cores).
 test: $(STAMP)

@@ -15,5 +15,7 @@ Modules, one concern each:
   runs_table  the table of past runs (no TensorFlow)
   plots       learning curves and final-metrics tables from logged files (no TensorFlow)
   compare     `compare`: train missing runs, reuse finished ones, plot and tabulate
+  sweep       `sweep`: every (experiment, seed) run in parallel, local processes or Ray tasks
+  bench_sweep benchmark: 4 runs with 2 workers against 1
   cli         `python -m harness ...`
 """

@@ -194,12 +194,19 @@ def new_session(seed: int) -> None:
     backend.clear_session()
     from harness.compat import tf
 
+    # keras.utils.set_random_seed seeds Python, NumPy and TensorFlow, and also resets tf-keras' own
+    # seed generator, which initializers draw from once anyone has called it in this process.
+    keras.utils.set_random_seed(seed)
     tf.compat.v1.set_random_seed(seed)
     # The graphs here are small chains run thousands of times a second: handing each session call
     # to TensorFlow's inter-op thread pool costs more than the ops (measured for `make bench`: the
     # fast path does about twice the steps per CPU-second with ops run in the calling thread).
     # A negative inter-op count runs them in the caller's thread; big ops (convolutions) still use
-    # the intra-op pool.
-    config = tf.compat.v1.ConfigProto(inter_op_parallelism_threads=-1)
+    # the intra-op pool, sized as tf-keras' own session would be (DQN_HARNESS_THREADS, else TF's
+    # default).
+    config = tf.compat.v1.ConfigProto(
+        allow_soft_placement=True,  # as tf-keras' default session config
+        inter_op_parallelism_threads=-1,
+        intra_op_parallelism_threads=tf.config.threading.get_intra_op_parallelism_threads())
     tf.compat.v1.keras.backend.set_session(tf.compat.v1.Session(config=config))
 

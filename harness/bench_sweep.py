@@ -1,12 +1,13 @@
 """Benchmark: does a sweep use the cores? The same 4 runs with WORKERS=2 and WORKERS=1.
 
 `make bench-sweep [STEPS=6000] [REPEATS=3] [JSON=out.json]` (`python -m harness.bench_sweep`)
-times `python -m harness sweep catch_dense --seeds 4 --steps STEPS --workers W` end to end, as a
-user waits for it, alternating W=1 and W=2 REPEATS times each so that a change in the machine's
-load hits both alike, and prints the median wall time of each and their ratio (target <= 0.65:
-two workers on two cores, minus what runs cannot overlap). Runs go to a temporary folder that is
-removed afterwards. The load average is printed with each measurement: on a shared machine,
-other processes' load slows the parallel sweep most.
+times `python -m harness sweep catch_dense --seeds 4 --steps STEPS --workers W`, alternating W=1
+and W=2 REPEATS times each so that a change in the machine's load hits both alike. It prints the
+median of each for the runs (first start to last finish, from the sweep's sweep.json) and for the
+whole command as a user waits for it, and the ratios W=2 / W=1 (target <= 0.65: two workers on two
+cores, less what cannot overlap). Runs go to a temporary folder that is removed afterwards. The
+load average is printed with each measurement: on a shared machine, other processes' load slows the
+parallel sweep most.
 """
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ def time_sweep(workers: int, steps: int, seeds: int, runs_dir: Path) -> dict[str
         "workers": workers,
         "threads_per_run": record["threads_per_run"],
         "wall_seconds": round(wall, 2),
+        "runs_wall_seconds": record["runs_wall_seconds"],
         "steps_per_second": [r["steps_per_second"] for r in record["runs"]],
         "load_before": round(load_before, 2),
     }
@@ -68,20 +70,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                 m = time_sweep(workers, args.steps, seeds, base / f"r{repeat}-w{workers}")
                 measurements.append(m)
                 sps = statistics.median(m["steps_per_second"])
-                print(f"  WORKERS={workers}: {m['wall_seconds']:6.1f} s  (median run {sps:,.0f} steps/s, "
+                print(f"  WORKERS={workers}: runs {m['runs_wall_seconds']:6.1f} s, command {m['wall_seconds']:6.1f} s  "
+                      f"(median run {sps:,.0f} steps/s, "
                       f"{m['threads_per_run']} thread(s) per run, load average before {m['load_before']})",
                       flush=True)
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    medians = {w: statistics.median(m["wall_seconds"] for m in measurements if m["workers"] == w) for w in (1, 2)}
-    ratio = medians[2] / medians[1]
-    verdict = "meets" if ratio <= TARGET_RATIO else "misses"
-    print(f"median wall: WORKERS=1 {medians[1]:.1f} s, WORKERS=2 {medians[2]:.1f} s; "
-          f"ratio {ratio:.2f} ({verdict} the target <= {TARGET_RATIO})")
+    report: dict[str, Any] = {"steps": args.steps, "runs": seeds, "measurements": measurements, "target": TARGET_RATIO}
+    for key, what in (("runs_wall_seconds", "runs (first start to last finish)"),
+                      ("wall_seconds", "whole command (with start-up, table and plot)")):
+        medians = {w: statistics.median(m[key] for m in measurements if m["workers"] == w) for w in (1, 2)}
+        ratio = medians[2] / medians[1]
+        verdict = "meets" if ratio <= TARGET_RATIO else "misses"
+        print(f"median {what}: WORKERS=1 {medians[1]:.1f} s, WORKERS=2 {medians[2]:.1f} s; "
+              f"ratio {ratio:.2f} ({verdict} the target <= {TARGET_RATIO})")
+        report[f"median_{key}"] = {"1": medians[1], "2": medians[2], "ratio": round(ratio, 3)}
     if args.json:
-        files.write_json(args.json, {"steps": args.steps, "runs": seeds, "measurements": measurements,
-                                     "median_wall_seconds": {str(k): v for k, v in medians.items()},
-                                     "ratio": round(ratio, 3), "target": TARGET_RATIO})
+        files.write_json(args.json, report)
     return 0
 
 

@@ -179,6 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where run directories and sweeps/<stamp>/ go (default: runs; on a cluster, a shared path)")
     sweep.set_defaults(func=_lazy("harness.sweep", "command"))
 
+    from harness.bench import add_arguments as bench_arguments  # no TensorFlow import
+
+    bench = sub.add_parser("bench", help="fast path vs keras-rl's stock DQNAgent: steps/s, peak RSS (bench/results.md)")
+    bench_arguments(bench)
+    bench.set_defaults(func=_lazy("harness.bench", "cli_bench"))
+
     # Each further command adds its parser here, with `set_defaults(func=...)`.
     return parser
 

@@ -19,8 +19,8 @@ and writes its usual run directory under RUNS. This module owns:
 
 A failed run (non-zero exit, killed, no summary) is reported with the tail of its log and the others
 go on; the sweep exits 1 if any run failed, after the table. Ctrl-C or SIGTERM stops starting runs
-and passes the signal to the running ones, which save what they have (see harness.runner); the
-sweep then exits 130 or 143.
+and passes the signal to the running ones (Ray: cancels their tasks, which send the runs SIGTERM),
+which save what they have (see harness.runner); the sweep then exits 130 or 143.
 """
 from __future__ import annotations
 
@@ -45,7 +45,6 @@ from harness.errors import UserError
 from harness.experiment import PROJECT_ROOT, apply_overrides, check_types, load_experiment
 
 BACKENDS = ("local", "ray")
-DEFAULT_SEEDS = 5
 LOG_TAIL_LINES = 15
 # How often the driver looks for finished runs and newly started logs (runs take seconds to hours).
 POLL_SECONDS = 0.5
@@ -539,7 +538,20 @@ def _run_local(plan: SweepPlan, results: list[RunResult], reporter: Reporter, wo
                 reporter.done(futures[future], outcome)
 
 
+def _ray_token_available() -> bool:
+    """Whether Ray would find an authentication token here (where Ray itself looks for one)."""
+    return bool(os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+                or (Path.home() / ".ray" / "auth_token").is_file())
+
+
 def _start_ray(address: str | None, cores: int) -> Any:
+    # Both are read when Ray is imported or initialised. No usage statistics leave this machine.
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if address and "RAY_AUTH_MODE" not in os.environ and _ray_token_available():
+        # `ray start` (Ray >= 2.59) turns token authentication on by default, but a driver joining
+        # with ray.init(address=...) sends its token only in token mode; a cluster without
+        # authentication accepts a token too (checked with Ray 2.60), so send it when there is one.
+        os.environ["RAY_AUTH_MODE"] = "token"
     try:
         import ray
         import ray.exceptions  # noqa: F401  (used as ray.exceptions below)
@@ -548,9 +560,9 @@ def _start_ray(address: str | None, cores: int) -> Any:
                         "or use `make sweep BACKEND=ray`, which installs it") from None
     import logging
 
-    # No usage statistics leave this machine.
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
+    if address:
+        _check_reachable(address)
     try:
         if address:
             ray.init(address=address, **quiet)
@@ -563,6 +575,24 @@ def _start_ray(address: str | None, cores: int) -> Any:
         raise UserError(f"RAY_ADDRESS={address!r}: can't connect to a Ray cluster there ({err}); expected "
                         "the address `ray start --head` printed, e.g. 10.0.0.5:6379") from None
     return ray
+
+
+def _check_reachable(address: str) -> None:
+    """A wrong RAY_ADDRESS is a one-line error within seconds (Ray itself retries for minutes)."""
+    import socket
+
+    expected = ("expected the address `ray start --head` printed, e.g. 10.0.0.5:6379, or no RAY_ADDRESS "
+                "for a Ray on this machine")
+    target = address.removeprefix("ray://")
+    if target == "auto":  # Ray looks for a cluster started on this machine; it says if there is none
+        return
+    host, _, port_text = target.rpartition(":")
+    if not host or not port_text.isdigit():
+        raise UserError(f"RAY_ADDRESS={address!r} is not host:port; {expected}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port_text)), timeout=5).close()
+    except OSError as err:
+        raise UserError(f"RAY_ADDRESS={address!r}: nothing answers there ({err.strerror or err}); {expected}") from None
 
 
 def _run_ray(ray: Any, plan: SweepPlan, results: list[RunResult], reporter: Reporter, workers: int,
@@ -666,12 +696,12 @@ def run_sweep(plan: SweepPlan, stream: Any = None) -> int:
     """Run every run of `plan`; print progress and the table; return the exit status
     (0: all finished, 1: some failed, 128 + signal: stopped by a signal)."""
     stream = stream or sys.stdout
-    sweep_dir = new_sweep_dir(plan.runs_dir)
-    results = [RunResult(spec, sweep_dir / spec.log_name) for spec in plan.specs]
     address = (os.environ.get("RAY_ADDRESS") or None) if plan.backend == "ray" else None
     cores = machine_cores()
     ray = _start_ray(address, cores) if plan.backend == "ray" else None
     try:
+        sweep_dir = new_sweep_dir(plan.runs_dir)
+        results = [RunResult(spec, sweep_dir / spec.log_name) for spec in plan.specs]
         if ray is not None and address:
             # On a cluster the budget is the cluster's CPUs; one run never asks for more than the
             # largest node has, or Ray could never place it.
@@ -699,7 +729,7 @@ def run_sweep(plan: SweepPlan, stream: Any = None) -> int:
         }
         reporter = Reporter(plan, sweep_dir, results, settings, stream)
         reporter.save()
-        reporter.say(f"sweep: {len(results)} runs ({', '.join(plan.names)} x {_seeds_text(plan.seeds)}), "
+        reporter.say(f"sweep: {len(results)} runs ({', '.join(plan.names)} × {_seeds_text(plan.seeds)}), "
                      f"{workers} at a time, {threads} TensorFlow thread{'s' if threads > 1 else ''} each, "
                      f"on {where[plan.backend]}; logs and tables in {_short(sweep_dir)}")
         started = time.monotonic()
@@ -709,6 +739,9 @@ def run_sweep(plan: SweepPlan, stream: Any = None) -> int:
             else:
                 _run_ray(ray, plan, results, reporter, workers, threads, env_updates, stop)
         elapsed = time.monotonic() - started
+        # The runs' wall time, first start to last finish (tables and the plot come after).
+        settings["runs_wall_seconds"] = round(elapsed, 3)
+        reporter.save()
     finally:
         if ray is not None:
             ray.shutdown()

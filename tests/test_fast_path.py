@@ -361,3 +361,25 @@ def test_both_paths_learn_catch_dense_at_full_budget(tmp_path, seed):
         summary = json.loads((run(exp, tmp_path / str(fast)) / "summary.json").read_text())
         scores[fast] = summary["eval"]["score"]
     assert scores[True] >= 0.95 and scores[False] >= 0.95, scores
+
+
+# ---------------------------------------------------------------------------------------------
+# The benchmark's plumbing (the benchmark itself is `make bench`)
+
+def test_bench_measurement_counts_train_steps_and_samples_memory():
+    from harness.bench import measure
+
+    result = measure("catch_dense", fast=True, steps=300, warmup=100, memory_limit=150, rss_every=20)
+    # keras-rl trains when step > nb_steps_warmup: steps 101..299 of 0..299 report a loss.
+    assert result["steps"] == 300 and result["train_steps"] == 199
+    assert result["memory_limit"] == 150 and 100 < result["memory_full_at_step"] < 160
+    assert result["steps_after_full"] == 300 - result["memory_full_at_step"]
+    assert result["peak_rss_mb"] >= result["rss_at_full_mb"] > 0
+    assert result["env_steps_per_second"] > 0
+
+
+def test_bench_rejects_bad_arguments():
+    from tests.helpers import cli
+
+    result = cli("bench", "--reps", "0", timeout=60)
+    assert result.returncode == 2 and result.stderr.startswith("error:") and "--reps" in result.stderr

@@ -8,6 +8,7 @@ finish, still write the table and the plot, and exit non-zero.
 import json
 import math
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -197,7 +198,7 @@ def _check_sweep(returncode, out, err, runs_dir, seeds, workers):
 
 def test_local_sweep_reports_a_killed_run_and_finishes_the_others(tmp_path):
     returncode, out, err, runs_dir = _sweep_with_one_killed(tmp_path, seeds=3, extra=["--workers", "2"])
-    runs = _check_sweep(returncode, out, err, runs_dir, seeds=3, workers=2)
+    _check_sweep(returncode, out, err, runs_dir, seeds=3, workers=2)
     assert "on local processes" in out
     assert out.count("start  catch_dense seed") == 3
 
@@ -209,3 +210,61 @@ def test_ray_sweep_on_a_local_ray(tmp_path):
     runs = _check_sweep(returncode, out, err, runs_dir, seeds=2, workers=min(2, sweep.machine_cores()))
     assert "on Ray on this machine" in out
     assert runs[0]["host"]
+
+
+def test_unreachable_ray_address_is_a_quick_one_line_error(tmp_path):
+    pytest.importorskip("ray", reason="Ray is optional: `make ray-deps` installs it (.ci/run does)")
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "harness", "sweep", "catch_dense", "--seeds", "1",
+                             "--backend", "ray", "--runs-dir", str(tmp_path)], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "RAY_ADDRESS": f"127.0.0.1:{port}"},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert f"error: RAY_ADDRESS='127.0.0.1:{port}': nothing answers there" in result.stderr
+    assert time.monotonic() - started < 30  # Ray alone would retry for minutes
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_ray_sweep_joins_an_existing_cluster(tmp_path):
+    """`ray start --head` as a user would (its workers start in another folder than the project),
+    then a sweep with RAY_ADDRESS set: the runs are tasks on that cluster."""
+    pytest.importorskip("ray", reason="Ray is optional: `make ray-deps` installs it (.ci/run does)")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ray_cli = str(Path(sys.executable).parent / "ray")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}  # Ray's default auth
+    head = subprocess.Popen([ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2",
+                             "--include-dashboard=false", "--block"], cwd=elsewhere,
+                            env={**env, "RAY_USAGE_STATS_ENABLED": "0"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.5)
+        time.sleep(3)  # the raylet registers after the GCS answers
+        runs_dir = (tmp_path / "runs").resolve()
+        result = subprocess.run([sys.executable, "-m", "harness", "sweep", "catch_dense", "--seeds", "2",
+                                 *TINY_ARGS, "--backend", "ray", "--runs-dir", str(runs_dir)], cwd=ROOT,
+                                env={**env, "PYTHONPATH": str(ROOT), "RAY_ADDRESS": f"127.0.0.1:{port}"},
+                                capture_output=True, text=True, timeout=300)
+    finally:
+        head.terminate()  # `ray start --block` stops the cluster's processes when it is stopped
+        head.wait(timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"on Ray at 127.0.0.1:{port}" in result.stdout
+    record = json.loads(next((runs_dir / "sweeps").glob("*/sweep.json")).read_text())
+    assert record["ray_address"] == f"127.0.0.1:{port}" and record["workers"] == 2
+    assert [r["status"] for r in record["runs"]] == ["ok", "ok"]
+    for run in record["runs"]:
+        assert json.loads((Path(run["run_dir"]) / "summary.json").read_text())["eval"]["score"] == run["score"]
