@@ -66,6 +66,19 @@ def make_run_dir(runs_dir: str | Path, name: str, seed: int) -> Path:
     raise UserError(f"could not create a new run directory under {base}")
 
 
+def check_buildable(exp: Experiment) -> None:
+    """Make the env and build the network once, so mistakes surface as a UserError before any file
+    is written (both are rebuilt from a fresh, seeded graph for the run itself)."""
+    from harness.agents import build_model, make_env, make_processor, new_session
+
+    new_session(exp.seed)
+    env = make_env(exp, seed=exp.seed)
+    try:
+        build_model(exp, env, make_processor(exp))
+    finally:
+        env.close()
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and a fresh TensorFlow graph (keras-rl's policies and memory draw from
     Python's `random` and NumPy's global generator)."""
@@ -191,6 +204,7 @@ def run(exp: Experiment, runs_dir: str | Path = "runs", command: list[str] | Non
         resume = prepare_resume(exp, resume_from)  # every check before the new run directory exists
     start_step = resume.step if resume is not None else 0
     nb_steps = exp.nb_steps - start_step
+    check_buildable(exp)  # an unknown env id or a network that does not build leaves no run directory
     run_dir = make_run_dir(runs_dir, exp.name or "unnamed", exp.seed)
     started = dt.datetime.now().astimezone()
     files.write_json(run_dir / "config.json", {

@@ -53,3 +53,15 @@ def test_unwritable_runs_folder(tmp_path):
     blocker.write_text("not a folder")
     result = cli("run", "catch_dense", "--steps", "10", "--runs-dir", str(blocker / "runs"))
     assert_one_line_error(result, "RUNS folder", "can't be written")
+
+
+@pytest.mark.parametrize("setting, fragments", [
+    ("env_id=Catch-v9", ["env_id 'Catch-v9' is not a registered gymnasium env", "did you mean Catch-v0?"]),
+    ('env_kwargs={"size":3}', ["size must be an int >= 5"]),
+    ('network_kwargs={"depth":3}', ["network 'dense'", "does not build"]),
+    ("network=resnet", ["network='resnet' is unknown", "dense"]),
+])
+def test_experiment_that_does_not_build_leaves_no_run(tmp_path, setting, fragments):
+    result = cli("run", "catch_dense", "--set", setting, "--runs-dir", str(tmp_path))
+    assert_one_line_error(result, *fragments)
+    assert not list(tmp_path.rglob("*.json")), "nothing is written for an experiment that cannot run"
