@@ -5,14 +5,14 @@ This module owns the Catch environment (`CatchEnv`), the perfect player used as 
 """
 from __future__ import annotations
 
-import operator
 from collections import deque
-from numbers import Integral
 from typing import Any, SupportsFloat
 
 import gymnasium
 import numpy as np
 from gymnasium import logger, spaces
+
+from envs._checks import check_action, check_int
 
 # Paddle displacement of each action index.
 _ACTIONS = (-1, 0, 1)  # left, stay, right
@@ -27,11 +27,6 @@ _PADDLE_RGB = (60, 160, 255)
 _MIN_IMAGE_PX = 128  # rendered images are at least this many pixels on each side
 
 
-def _check_int(name: str, value: Any, minimum: int, allowed: str) -> int:
-    # bool is an Integral, but `size=True` is a mistake, not a board of side 1.
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum} ({allowed}); got {value!r}")
-    return int(value)
 
 
 class CatchEnv(gymnasium.Env):
@@ -104,8 +99,8 @@ class CatchEnv(gymnasium.Env):
         return catch_rate(sum(i["caught"] for i in final_infos), sum(i["missed"] for i in final_infos))
 
     def __init__(self, size: int = 8, interval: int = 4, render_mode: str | None = None) -> None:
-        self.size = _check_int("size", size, _MIN_SIZE, "e.g. 8 or 16")
-        self.interval = _check_int("interval", interval, 1, "steps between two new balls")
+        self.size = check_int("size", size, _MIN_SIZE, "e.g. 8 or 16")
+        self.interval = check_int("interval", interval, 1, "steps between two new balls")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
                 f"render_mode must be None or one of {self.metadata['render_modes']}; "
@@ -155,16 +150,7 @@ class CatchEnv(gymnasium.Env):
     def step(
         self, action: Any
     ) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, int]]:
-        # operator.index accepts Python and NumPy integers (what agents pass) and rejects floats;
-        # the explicit range check stops -1 from silently indexing _ACTIONS from the end.
-        try:
-            index = operator.index(action)
-        except TypeError:
-            index = -1
-        if not 0 <= index < len(_ACTIONS):
-            raise ValueError(
-                f"action must be one of 0 (left), 1 (stay), 2 (right); got {action!r}"
-            )
+        index = check_action(action, _ACTION_NAMES)
 
         # (1) Move the paddle, keeping all three of its cells on the board.
         paddle = self._paddle + _ACTIONS[index]

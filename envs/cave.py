@@ -7,14 +7,15 @@ upper baseline. Registration lives in `envs/__init__.py`.
 from __future__ import annotations
 
 import math
-import operator
 from collections import deque
-from numbers import Integral, Real
+from numbers import Real
 from typing import Any, SupportsFloat
 
 import gymnasium
 import numpy as np
 from gymnasium import logger, spaces
+
+from envs._checks import check_action, check_int
 
 _ACTION_NAMES = ("release", "press")  # action 1 holds the button: thrust up
 
@@ -74,11 +75,6 @@ _PALETTE = {_BACKGROUND: (15, 15, 30), _WALL: (140, 95, 60), _BLOCK: (150, 150, 
 _RENDER_SCALE = 2
 
 
-def _check_int(name: str, value: Any, minimum: int, allowed: str) -> int:
-    # bool is an Integral, but `screen=True` is a mistake, not a 1-pixel screen.
-    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum} ({allowed}); got {value!r}")
-    return int(value)
 
 
 def _scaled(px: float, scale: float, minimum: int = 1) -> int:
@@ -182,7 +178,7 @@ class CaveEnv(gymnasium.Env):
         block_interval: int | None = _BLOCK_INTERVAL,
         render_mode: str | None = None,
     ) -> None:
-        screen = _check_int("screen", screen, _MIN_SCREEN, "an even number of pixels, e.g. 96")
+        screen = check_int("screen", screen, _MIN_SCREEN, "an even number of pixels, e.g. 96")
         if screen % 2:
             raise ValueError(
                 f"screen must be an even int >= {_MIN_SCREEN} (e.g. 96); got {screen!r}"
@@ -194,7 +190,7 @@ class CaveEnv(gymnasium.Env):
                 f"e.g. 1/3); got {gap_min!r}"
             )
         if block_interval is not None:
-            block_interval = _check_int(
+            block_interval = check_int(
                 "block_interval", block_interval, _MIN_BLOCK_INTERVAL,
                 "mean frames between two blocks, or None for no blocks",
             )
@@ -349,14 +345,7 @@ class CaveEnv(gymnasium.Env):
     def step(
         self, action: Any
     ) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, int]]:
-        # operator.index accepts Python and NumPy integers (what agents pass) and rejects floats;
-        # the range check rejects -1 and 2.
-        try:
-            index = operator.index(action)
-        except TypeError:
-            index = -1
-        if index != 0 and index != 1:
-            raise ValueError(f"action must be 0 (release) or 1 (press); got {action!r}")
+        index = check_action(action, _ACTION_NAMES)
 
         # (1) Ship physics.
         vy = self._vy - self._thrust if index else self._vy + self._gravity
