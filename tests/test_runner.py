@@ -75,8 +75,9 @@ def _episode_rewards_and_weights(run_dir):
     return rewards, arrays
 
 
-def test_same_seed_same_numbers_different_seed_different(tmp_path):
-    exp = tiny(load_experiment("catch_dense"), eval_episodes=1)
+@pytest.mark.parametrize("name", ["catch_dense", "cave_conv"])
+def test_same_seed_same_numbers_different_seed_different(tmp_path, name):
+    exp = tiny(load_experiment(name), eval_episodes=1)
     first = _episode_rewards_and_weights(run(exp, tmp_path / "a"))
     second = _episode_rewards_and_weights(run(exp, tmp_path / "b"))
     other = _episode_rewards_and_weights(run(tiny(exp, seed=1, eval_episodes=1), tmp_path / "c"))
