@@ -96,12 +96,6 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_baseline(args: argparse.Namespace) -> int:
-    from harness.baselines import cmd_baseline as baseline  # gymnasium only, no TensorFlow
-
-    return baseline(args)
-
-
 def _lazy(module: str, function: str):
     """A command function imported only when its command runs (keeps `list` and errors fast)."""
     def call(args: argparse.Namespace) -> int:
@@ -136,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     baseline.add_argument("--seed", type=_non_negative_int("--seed"), default=0,
                           help="env seed of the first episode (a run's baselines use seed + 10000)")
     baseline.add_argument("--env-kwargs", default="", metavar="JSON", help='e.g. \'{"size":16}\'')
-    baseline.set_defaults(func=cmd_baseline)
+    baseline.set_defaults(func=_lazy("harness.baselines", "cmd_baseline"))
 
     compare = sub.add_parser("compare", help="train missing runs of several experiments, plot and tabulate them")
     compare.add_argument("names", nargs="+", metavar="NAME", help="experiment modules to compare")
