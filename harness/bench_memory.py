@@ -23,6 +23,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from harness.bench import _positive
+
 MEMORIES = ("ring", "sequential")  # fast_path=True, fast_path=False
 TARGET_MB = 400.0
 _MB = 1e6
@@ -70,11 +72,11 @@ def measure(kind: str, transitions: int, seed: int = 0) -> dict[str, Any]:
     full = _rss()
     fill(transitions // 10)
     later = _rss()
-    assert memory.nb_entries == transitions
     stored = memory.sample(32)[0].state0[-1]
     return {
         "memory": type(memory).__name__,
         "transitions": transitions,
+        "entries": int(memory.nb_entries),  # a full memory holds exactly `transitions`
         "stored_frame": f"{stored.shape[0]}x{stored.shape[1]} {stored.dtype}",
         "added_mb": (full - before) / _MB,
         "growth_after_full_mb": (later - full) / _MB,
@@ -95,8 +97,9 @@ def _measure_in_subprocess(kind: str, transitions: int, seed: int) -> dict[str, 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.bench_memory", description=__doc__.splitlines()[0])
-    parser.add_argument("--transitions", type=int, default=100_000)
-    parser.add_argument("--repeats", type=int, default=3, help="fresh processes per memory; the median is reported")
+    parser.add_argument("--transitions", type=_positive, default=100_000, help="memory size (100,000)")
+    parser.add_argument("--repeats", type=_positive, default=3,
+                        help="fresh processes per memory; the median is reported (3)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="also write the results to this JSON file")
     parser.add_argument("--one", choices=MEMORIES, help=argparse.SUPPRESS)  # a single in-process measurement

@@ -4,6 +4,7 @@
 - `PruningCheckpoint`: keras-rl's ModelIntervalCheckpoint, atomic, keeping the newest K files.
 - `ProgressLogger`: one line per interval with steps/s and time left.
 - `EpisodeRecorder`: each episode's return and final `info` (the game's score lives there).
+- `BestWeightsKeeper`: periodic greedy validation (`play_greedy`), keeping the best weights.
 """
 from __future__ import annotations
 
@@ -194,3 +195,97 @@ class EpisodeRecorder(Callback):
         self.returns.append(float(logs["episode_reward"]))
         self.lengths.append(int(logs.get("nb_steps", logs.get("nb_episode_steps", 0))))
         self.final_infos.append(self._last_info)
+
+
+def play_greedy(agent: Any, env: Any, episodes: int, action_repetition: int = 1) -> "EpisodeRecorder":
+    """Play `episodes` greedy episodes of `agent` on `env` without changing the agent's state.
+
+    The same loop as keras-rl's `Agent.test` (processor calls, zero-padded window of the last
+    `window_length` observations, action repetition, greedy test policy), written out because
+    `test` resets `agent.step`, the step counter that drives training, so it cannot run inside
+    `fit`. Returns an EpisodeRecorder holding each episode's return, length and final `info`.
+    """
+    recorder = EpisodeRecorder()
+    processor = agent.processor
+    window = int(getattr(agent.memory, "window_length", 1))
+    for _ in range(episodes):
+        observation = env.reset()
+        if processor is not None:
+            observation = processor.process_observation(observation)
+        states = [np.zeros_like(observation)] * (window - 1) + [observation]
+        total, steps, done, info = 0.0, 0, False, {}
+        while not done:
+            q_values = agent.compute_q_values(states[-window:])
+            action = agent.test_policy.select_action(q_values=q_values)
+            if processor is not None:
+                action = processor.process_action(action)
+            for _ in range(action_repetition):
+                observation, reward, done, info = env.step(action)
+                if processor is not None:
+                    observation, reward, done, info = processor.process_step(observation, reward, done, info)
+                total += float(reward)
+                if done:
+                    break
+            steps += 1
+            states = states[1 - window:] + [observation] if window > 1 else [observation]
+        recorder.returns.append(total)
+        recorder.lengths.append(steps)
+        recorder.final_infos.append(dict(getattr(env, "last_info", None) or info))
+    return recorder
+
+
+class BestWeightsKeeper(Callback):
+    """Every `interval` training steps, play `episodes` greedy validation episodes on a fresh env
+    seeded with `seed` (the same episodes each round) and save the weights whenever the game's score
+    beats every earlier round, to `path` (atomically).
+
+    DQN's greedy policy swings by tens of percent between neighbouring checkpoints while the
+    training return looks flat; keeping the best validated weights (as rl-baselines3-zoo's
+    EvalCallback keeps best_model) evaluates the agent at its best rather than wherever the budget
+    happened to end. `make_env()` builds the validation env; `score(env, recorder)` turns the
+    episodes into the game's (score, score name), as `harness.runner.score_episodes` does.
+    `history` holds (global step, score) per round; `best` the best of them.
+    """
+
+    def __init__(self, path: str | Path, interval: int, episodes: int, make_env: Any, score: Any,
+                 action_repetition: int = 1, step_offset: int = 0, stream: TextIO | None = None) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.interval = interval
+        self.episodes = episodes
+        self.make_env = make_env
+        self.score = score
+        self.action_repetition = action_repetition
+        self.step_offset = step_offset
+        self.stream = stream or sys.stdout
+        self.steps = 0
+        self.history: list[tuple[int, float]] = []
+        self.best: tuple[int, float] | None = None
+        self.seconds = 0.0
+
+    def on_step_end(self, step: int, logs: dict | None = None) -> None:
+        self.steps += 1
+        if self.steps % self.interval == 0:
+            self.validate()
+
+    def validate(self) -> float:
+        """One validation round now; returns its score."""
+        started = time.monotonic()
+        env = self.make_env()
+        try:
+            recorder = play_greedy(self.model, env, self.episodes, self.action_repetition)
+            score, score_name = self.score(env, recorder)
+            score = float(score)
+        finally:
+            env.close()
+        global_step = self.step_offset + self.steps
+        self.history.append((global_step, score))
+        improved = self.best is None or score > self.best[1]
+        if improved:
+            files.write_with(self.path, lambda tmp: self.model.save_weights(tmp, overwrite=True))
+            self.best = (global_step, score)
+        self.seconds += time.monotonic() - started
+        print(f"validation at step {global_step}: {score_name} {score:.3f} over {self.episodes} episodes"
+              f"{' (best so far, saved)' if improved else f' (best {self.best[1]:.3f} at step {self.best[0]})'}",
+              file=self.stream, flush=True)
+        return score

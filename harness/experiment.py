@@ -74,6 +74,9 @@ class Experiment:
     nb_steps: int = setting(30_000, "training steps")
     seed: int = setting(0, "seed for Python, NumPy, TensorFlow, the env and the policies")
     eval_episodes: int = setting(10, "greedy evaluation episodes after training")
+    validation_interval: int = setting(0, "steps between greedy validation rounds on their own seed; the "
+                                          "evaluation then uses the best-validated weights (0: off, final weights)")
+    validation_episodes: int = setting(10, "greedy episodes per validation round")
     checkpoint_interval: int = setting(10_000, "steps between weight checkpoints")
     keep_checkpoints: int = setting(3, "newest checkpoints kept")
     log_interval: Union[int, None] = setting(None, "steps between progress lines (None: about 20 per run)")
@@ -95,10 +98,11 @@ class Experiment:
         if not 0.0 <= self.gamma <= 1.0:
             raise bad("gamma", "a number in [0, 1]")
         for name in ("memory_limit", "window_length", "action_repetition", "batch_size", "train_interval",
-                     "memory_interval", "nb_steps", "eval_episodes", "checkpoint_interval", "keep_checkpoints"):
+                     "memory_interval", "nb_steps", "eval_episodes", "validation_episodes", "checkpoint_interval",
+                     "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise bad(name, "a positive integer")
-        for name in ("nb_steps_warmup", "eps_anneal_steps", "seed"):
+        for name in ("nb_steps_warmup", "eps_anneal_steps", "seed", "validation_interval"):
             if getattr(self, name) < 0:
                 raise bad(name, "an integer >= 0")
         if self.batch_size > self.memory_limit:

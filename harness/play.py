@@ -1,7 +1,8 @@
 """`play`: rebuild a saved agent from its run directory and watch it play, without training.
 
 The agent is rebuilt from the run's own files: the experiment from config.json, the network from
-model.json (Keras JSON architecture), its weights from weights.h5 (HDF5). It plays greedy episodes
+model.json (Keras JSON architecture), its weights from weights.h5 (HDF5), or from best_weights.h5
+when summary.json says the run evaluated those (`validation_interval`). It plays greedy episodes
 with keras-rl's `agent.test` through `harness.runner.evaluate`, the function the run used for its
 own evaluation. By default it plays the run's evaluation episodes with the run's evaluation seed,
 so it reproduces summary.json's `eval` (mean return and score) exactly: the greedy policy has no
@@ -42,12 +43,16 @@ class EpisodeProgress(Callback):
 
 
 def load_agent(run_dir: str | Path) -> tuple[Experiment, dict[str, Any], Any]:
-    """(experiment, config, compiled agent with the run's final weights) for a finished run."""
+    """(experiment, config, compiled agent with the weights its evaluation used) for a finished run."""
     run_dir = require_run_dir(run_dir, "RUN")
     config = read_config(run_dir, "RUN")
     # play never trains, so a loss function that config.json can only name does not matter here.
     exp = experiment_from_config(config, run_dir / "config.json", loss_unused=True)
     model_path, weights_path = run_dir / "model.json", run_dir / "weights.h5"
+    # The weights the run's own evaluation used; only the two names the runner writes are accepted.
+    evaluated = (read_summary(run_dir) or {}).get("eval_weights")
+    if evaluated == "best_weights.h5":
+        weights_path = run_dir / evaluated
     for path in (model_path, weights_path):
         if not path.is_file():
             raise UserError(f"{run_dir} has no {path.name}: the run crashed or is still running "

@@ -6,6 +6,8 @@ A run directory `<runs>/<experiment>/<YYYYmmdd-HHMMSS>-seed<seed>/` holds
   checkpoints/       weights-<step>.h5, the newest `keep_checkpoints`
   model.json         the network architecture (Keras JSON)
   weights.h5         the final network weights (HDF5)
+  best_weights.h5    with `validation_interval`: the weights that validated best, which the
+                     evaluation, demo.gif and `play` use
   summary.json       steps, speed, evaluation score, `interrupted` (written last)
   curves.png         reward, loss and mean Q against step (harness.plots, after the summary)
   tensorboard/       TensorBoard event files (harness.tensorboard, during training)
@@ -33,6 +35,10 @@ from harness.errors import UserError
 from harness.experiment import Experiment
 
 EVAL_SEED_OFFSET = 10_000  # evaluation episodes use seed + this, apart from the training stream
+# Validation rounds (which choose the weights to evaluate) use their own episodes, so that the
+# evaluation stays an independent measurement of the chosen weights.
+VALIDATION_SEED_OFFSET = 20_000
+BEST_WEIGHTS = "best_weights.h5"
 
 
 class RunInterrupted(Exception):
@@ -215,6 +221,7 @@ def run(exp: Experiment, runs_dir: str | Path = "runs", command: list[str] | Non
             "host": platform.node(),
             "versions": _versions(),
             "eval_seed": exp.seed + EVAL_SEED_OFFSET,
+            **({"validation_seed": exp.seed + VALIDATION_SEED_OFFSET} if exp.validation_interval else {}),
             **({"resumed_from": str(resume.run_dir), "resumed_at_step": resume.step,
                 "resumed_from_weights": str(resume.weights)} if resume is not None else {}),
         },
@@ -225,7 +232,7 @@ def run(exp: Experiment, runs_dir: str | Path = "runs", command: list[str] | Non
               f"{nb_steps} steps left of {exp.nb_steps}", file=log, flush=True)
 
     from harness.agents import build_agent, make_env
-    from harness.callbacks import MetricsFileLogger, ProgressLogger, PruningCheckpoint
+    from harness.callbacks import BestWeightsKeeper, MetricsFileLogger, ProgressLogger, PruningCheckpoint
     from harness.tensorboard import TensorBoardLogger
 
     wall_start = time.monotonic()
@@ -247,6 +254,13 @@ def run(exp: Experiment, runs_dir: str | Path = "runs", command: list[str] | Non
         ProgressLogger(nb_steps, interval, step_offset=start_step, stream=log),
         TensorBoardLogger(run_dir / "tensorboard", step_offset=start_step),
     ]
+    keeper = None
+    if exp.validation_interval:
+        keeper = BestWeightsKeeper(
+            run_dir / BEST_WEIGHTS, exp.validation_interval, exp.validation_episodes,
+            make_env=lambda: make_env(exp, seed=exp.seed + VALIDATION_SEED_OFFSET), score=score_episodes,
+            action_repetition=exp.action_repetition, step_offset=start_step, stream=log)
+        callbacks.append(keeper)
     for factory in exp.callbacks:
         callbacks.append(factory(run_dir))
 
@@ -264,8 +278,15 @@ def run(exp: Experiment, runs_dir: str | Path = "runs", command: list[str] | Non
         episodes = len(file_logger.data.get("episode", []))
         files.write_text(run_dir / "model.json", agent.model.to_json())
         files.write_with(run_dir / "weights.h5", lambda tmp: agent.save_weights(tmp, overwrite=True))
+        eval_weights = "weights.h5"
         if not guard.interrupted:
             with guard.interruptible():
+                if keeper is not None:
+                    if not keeper.history or keeper.history[-1][0] != steps:
+                        keeper.validate()  # the final weights are a candidate too
+                    if keeper.best is not None and keeper.best[0] != steps:
+                        agent.load_weights(str(run_dir / BEST_WEIGHTS))
+                    eval_weights = BEST_WEIGHTS
                 evaluation = evaluate(exp, agent, exp.eval_episodes, exp.seed + EVAL_SEED_OFFSET)
                 # The scripted players (random, perfect/heuristic) on the same env seed, for comparison.
                 from harness.baselines import run_baselines
@@ -288,6 +309,16 @@ def run(exp: Experiment, runs_dir: str | Path = "runs", command: list[str] | Non
         "train_seconds": round(train_seconds, 3),
         "steps_per_second": round(steps_this_run / max(train_seconds, 1e-9), 1),
         "eval": evaluation,
+        "eval_weights": eval_weights if evaluation is not None else None,
+        "validation": None if keeper is None else {
+            "interval": exp.validation_interval,
+            "episodes": exp.validation_episodes,
+            "seed": exp.seed + VALIDATION_SEED_OFFSET,
+            "seconds": round(keeper.seconds, 3),
+            "best_step": keeper.best[0] if keeper.best else None,
+            "best_score": keeper.best[1] if keeper.best else None,
+            "history": [{"step": step, "score": score} for step, score in keeper.history],
+        },
         "interrupted": interrupted,
         "signal": signal.Signals(signal_number).name if interrupted else None,
         "started": started.isoformat(timespec="seconds"),
