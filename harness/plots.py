@@ -50,6 +50,8 @@ PANELS: tuple[tuple[str, str, bool], ...] = (
     ("episode_reward", "episode reward (training)", False),
 )
 
+VALIDATION_TITLE = "greedy validation {score_name} (dashed: scripted players)"
+
 # Table columns: (key, Markdown header). `*_mean`/`*_std` pairs are shown as "mean ± std".
 TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("experiment", "experiment"),
@@ -233,6 +235,50 @@ def group_stats(curves: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, n
     return mean, std, count
 
 
+def validation_history(run: RunLog) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, scores) of a run's validation rounds (`validation_interval`); empty without them."""
+    history = ((run.summary or {}).get("validation") or {}).get("history") or []
+    rows = [(row.get("step"), row.get("score")) for row in history if isinstance(row, dict)]
+    rows = [(float(step), float(score)) for step, score in rows
+            if isinstance(step, (int, float)) and isinstance(score, (int, float))]
+    if not rows:
+        return np.zeros(0), np.zeros(0)
+    steps, scores = np.array(rows).T
+    return steps, scores
+
+
+def _score_name(runs: Iterable[RunLog]) -> str:
+    for run in runs:
+        name = ((run.summary or {}).get("eval") or {}).get("score_name")
+        if name:
+            return str(name)
+    return "score"
+
+
+def _draw_validation(ax: Any, group: Sequence[RunLog], colour: str) -> None:
+    """Each run's validation rounds (thin), the group's mean where every run has a round at the same
+    step (bold), and the scripted players' evaluation scores, averaged over the group (dashed)."""
+    histories = [validation_history(run) for run in group]
+    alone = sum(h[0].size > 0 for h in histories) == 1
+    for steps, scores in histories:
+        if steps.size:
+            ax.plot(steps, scores, color=colour, linewidth=1.8 if alone else 0.8, alpha=1.0 if alone else 0.45,
+                    marker=".", markersize=4)
+    shared = [h for h in histories if h[0].size]
+    if len(shared) > 1 and all(np.array_equal(h[0], shared[0][0]) for h in shared):
+        ax.plot(shared[0][0], np.mean([h[1] for h in shared], axis=0), color=colour, linewidth=1.8)
+    players: dict[str, list[float]] = {}
+    for run in group:
+        for player, result in (((run.summary or {}).get("eval") or {}).get("baselines") or {}).items():
+            if isinstance(result, dict) and isinstance(result.get("score"), (int, float)):
+                players.setdefault(player, []).append(float(result["score"]))
+    for index, (player, scores) in enumerate(players.items()):
+        level = float(np.mean(scores))
+        ax.axhline(level, color="0.45", linestyle=(0, (4, 3)) if index else (0, (1, 2)), linewidth=1)
+        ax.annotate(player, (0.01, level), xycoords=("axes fraction", "data"), fontsize="small",
+                    color="0.35", va="bottom")
+
+
 def _load_groups(groups: Mapping[str, Sequence[str | Path | RunLog]]) -> dict[str, list[RunLog]]:
     if not groups or not any(groups.values()):
         raise UserError("nothing to plot: no run directories given")
@@ -258,11 +304,16 @@ def plot_runs(groups: Mapping[str, Sequence[str | Path | RunLog]], out_png: str 
     longest = max(longest, 1)
     window = float(window) if window else max(1.0, WINDOW_FRACTION * longest)
     grid = np.linspace(0.0, float(longest), GRID_POINTS + 1)[1:]
+    # A fourth panel when any run validated during training: the greedy agent's game score.
+    validated = any(validation_history(r)[0].size for rs in runs.values() for r in rs)
+    titles = [title for _, title, _ in PANELS]
+    if validated:
+        titles.append(VALIDATION_TITLE.format(score_name=_score_name(r for rs in runs.values() for r in rs)))
 
     # A Figure of our own on the Agg canvas: no display, and no pyplot global state to leak or close.
-    fig = Figure(figsize=(15, 4.4), layout="constrained")
+    fig = Figure(figsize=(5 * len(titles), 4.4), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, len(PANELS), sharex=True)
+    axes = fig.subplots(1, len(titles), sharex=True)
     colours = [f"C{i}" for i in range(10)]
     for index, (label, group) in enumerate(runs.items()):
         colour = colours[index % len(colours)]
@@ -280,7 +331,9 @@ def plot_runs(groups: Mapping[str, Sequence[str | Path | RunLog]], out_png: str 
             ax.plot(grid, mean, color=colour, linewidth=1.8, label=legend)
             if np.isfinite(std).any():
                 ax.fill_between(grid, mean - std, mean + std, color=colour, alpha=0.2, linewidth=0)
-    for ax, (key, panel_title, _) in zip(axes, PANELS):
+        if validated:
+            _draw_validation(axes[-1], group, colour)
+    for ax, panel_title in zip(axes, titles):
         ax.set_title(panel_title)
         ax.set_xlabel("training step")
         ax.grid(True, alpha=0.3)

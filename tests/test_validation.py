@@ -85,3 +85,19 @@ def test_validation_settings_are_checked(field, value, allowed):
     exp = dataclasses.replace(load_experiment("catch_dense"), **{field: value})
     with pytest.raises(UserError, match=f"{field}={value} is not allowed; expected {allowed}"):
         exp.validate()
+
+
+def test_curves_get_a_validation_panel_with_the_scripted_players(tmp_path):
+    import matplotlib.image
+
+    from harness import plots
+
+    exp = tiny(load_experiment("catch_dense"), seed=5, nb_steps=600, validation_interval=200, validation_episodes=2)
+    run_dir = run(exp, tmp_path, command=["test"])
+    steps, scores = plots.validation_history(plots.load_run(run_dir))
+    assert steps.tolist() == [200, 400, 600] and scores.size == 3 and ((0 <= scores) & (scores <= 1)).all()
+    # curves.png has four panels (5 inches each at 110 dpi) instead of three.
+    assert matplotlib.image.imread(str(run_dir / "curves.png")).shape[1] == 4 * 5 * 110
+    plain = run(tiny(load_experiment("catch_dense"), seed=5), tmp_path, command=["test"])
+    assert plots.validation_history(plots.load_run(plain))[0].size == 0
+    assert matplotlib.image.imread(str(plain / "curves.png")).shape[1] == 3 * 5 * 110
