@@ -215,7 +215,7 @@ def play_greedy(agent: Any, env: Any, episodes: int, action_repetition: int = 1)
         states = [np.zeros_like(observation)] * (window - 1) + [observation]
         total, steps, done, info = 0.0, 0, False, {}
         while not done:
-            q_values = agent.compute_q_values(states[-window:])
+            q_values = agent.compute_q_values(states)
             action = agent.test_policy.select_action(q_values=q_values)
             if processor is not None:
                 action = processor.process_action(action)
@@ -227,7 +227,7 @@ def play_greedy(agent: Any, env: Any, episodes: int, action_repetition: int = 1)
                 if done:
                     break
             steps += 1
-            states = states[1 - window:] + [observation] if window > 1 else [observation]
+            states = states[1:] + [observation]  # always the last `window` observations
         recorder.returns.append(total)
         recorder.lengths.append(steps)
         recorder.final_infos.append(dict(getattr(env, "last_info", None) or info))

@@ -1,6 +1,7 @@
 """Validation rounds during training (`validation_interval`): the greedy loop they play is keras-rl's
 `test` loop exactly, the best-validated weights are the ones evaluated, saved and replayed."""
 import dataclasses
+import io
 import json
 
 import numpy as np
@@ -54,7 +55,7 @@ def test_run_evaluates_the_best_validated_weights_and_play_replays_them(tmp_path
     config = json.loads((run_dir / "config.json").read_text())
     assert config["run"]["validation_seed"] == validation["seed"]
     # `play` loads best_weights.h5 and reproduces the run's own evaluation.
-    replayed = play(run_dir, stream=open("/dev/null", "w"))
+    replayed = play(run_dir, stream=io.StringIO())
     assert replayed["returns"] == summary["eval"]["returns"]
     # weights.h5 still holds the final weights (resume continues from them), which differ from the
     # best ones unless the last round was the best.
