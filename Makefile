@@ -1,12 +1,13 @@
 # dqn-harness: every command bootstraps .venv from requirements.txt on first use.
 #   make experiment NAME=catch_dense [STEPS=n] [SEED=s] [SET="key=value ..."] [RUNS=dir]
 #   make list | make test | make test-all
-#   make compare NAMES="a b" [SEEDS=3] [STEPS=n] [RUNS=dir] [OUT=dir] | make plot RUN="run_dir ..."
+#   make compare NAMES="a b" [SEEDS=3] [STEPS=n] [WORKERS=k] [RUNS=dir] [OUT=dir] | make plot RUN="run_dir ..."
 #   make experiment NAME=<name> RESUME=<run dir> [STEPS=total] | make play RUN=<run dir> [EPISODES=n] [SEED=s] [GIF=out.gif]
 #   make runs [RUNS=dir] | make tensorboard [RUNS=dir] [PORT=6006]
 #   make sweep NAMES="a b" [SEEDS=5] [STEPS=n] [WORKERS=k] [BACKEND=local|ray] [SET=...] [RUNS=dir] | make ray-deps | make bench-sweep
 #   make baseline ENV_ID=Cave-v0 [EPISODES=n] [SEED=s] [ENV_KWARGS=json] | make bench-memory [JSON=out.json]
-#   make bench [REPS=3]
+#   make bench [REPS=3] | make lint | make format | make type
+# Any target: EXPERIMENTS=dir adds a folder of your own experiment modules.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -19,12 +20,19 @@ RUN_ARGS = $(if $(STEPS),--steps "$(STEPS)") $(if $(SEED),--seed "$(SEED)") \
 
 .PHONY: experiment list test test-all venv clean-venv
 
-# The stamp is newer than requirements.txt once the install succeeded; a changed requirements.txt
-# reinstalls. The venv is made by the interpreter named by PYTHON (3.11 is what the pins are for).
-$(STAMP): requirements.txt
+# Your own experiments (a folder of modules defining EXPERIMENT), for every command and the runs it starts.
+ifneq ($(EXPERIMENTS),)
+export DQN_HARNESS_EXPERIMENTS := $(abspath $(EXPERIMENTS))
+endif
+
+# The project is installed into .venv in editable mode, with its dev tools, under the lock
+# (requirements.txt as constraints). The stamp is newer than the lock and pyproject.toml once the
+# install succeeded; a change to either reinstalls. The venv is made by the interpreter named by
+# PYTHON (3.11 is what the pins are for).
+$(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet -c requirements.txt -e ".[dev]"
 	@touch $@
 
 venv: $(STAMP)
@@ -35,11 +43,12 @@ experiment: $(STAMP)
 list: $(STAMP)
 	@$(PY) -m harness list
 
-# make compare NAMES="catch_dense catch_graves" [SEEDS=3] [STEPS=n] [SET="k=v ..."] [RUNS=dir] [OUT=dir]
-# trains the missing runs (reusing finished ones under RUNS), then writes compare.png/.md/.csv.
+# make compare NAMES="catch_dense catch_graves" [SEEDS=3] [STEPS=n] [WORKERS=k] [SET="k=v ..."] [RUNS=dir] [OUT=dir]
+# trains the missing runs, k at a time (reusing finished ones under RUNS), then writes compare.png/.md/.csv.
 .PHONY: compare plot
 compare: $(STAMP)
 	@$(PY) -m harness compare $(NAMES) --seeds "$(or $(SEEDS),3)" $(if $(STEPS),--steps "$(STEPS)") \
+		$(if $(WORKERS),--workers "$(WORKERS)") \
 		$(foreach kv,$(SET),--set '$(kv)') --runs-dir "$(RUNS)" $(if $(OUT),--out "$(OUT)")
 
 # make plot RUN="runs/catch_dense/<stamp>-seed0 [more run dirs or experiment folders]" [OUT=file.png]
@@ -73,7 +82,7 @@ tensorboard: $(STAMP)
 .PHONY: sweep ray-deps
 RAY_STAMP := $(VENV)/.installed-ray
 $(RAY_STAMP): requirements-ray.txt $(STAMP)
-	$(PY) -m pip install --quiet -r requirements-ray.txt
+	$(PY) -m pip install --quiet -c requirements.txt -c requirements-ray.txt -e ".[dev,ray]"
 	@touch $@
 
 ray-deps: $(RAY_STAMP)
@@ -87,7 +96,7 @@ sweep: $(STAMP) $(if $(filter ray,$(BACKEND)),$(RAY_STAMP))
 # alternating; median wall times and their ratio (target <= 0.65).
 .PHONY: bench-sweep
 bench-sweep: $(STAMP)
-	@$(PY) -m harness.bench_sweep --steps "$(or $(STEPS),6000)" --repeats "$(or $(REPEATS),3)" \
+	@$(PY) -m bench.sweep --steps "$(or $(STEPS),6000)" --repeats "$(or $(REPEATS),3)" \
 		$(if $(JSON),--json "$(JSON)")
 
 # make baseline ENV_ID=Cave-v0 [EPISODES=n] [SEED=s] [ENV_KWARGS='{"size":16}']: the scripted players' mean
@@ -100,18 +109,33 @@ baseline: $(STAMP)
 # make bench-memory [JSON=out.json]: RSS added by a full 100,000-transition cave_conv replay memory
 # (RingMemory and SequentialMemory, 3 fresh processes each; target <= 400 MB).
 bench-memory: $(STAMP)
-	@$(PY) -m harness.bench_memory $(if $(JSON),--json "$(JSON)")
+	@$(PY) -m bench.memory $(if $(JSON),--json "$(JSON)")
 
 # make bench [REPS=3]: catch_dense and cave_conv on keras-rl's stock DQNAgent and on the fast path,
 # alternating, REPS runs each (median env/train steps/s, ratio, peak RSS), plus a memory-flatness
 # check; writes bench/results.md and bench/results.json (about 5 minutes on 2 cores).
 .PHONY: bench
 bench: $(STAMP)
-	@$(PY) -m harness bench --reps "$(or $(REPS),3)"
+	@$(PY) -m bench.speed --reps "$(or $(REPS),3)"
 
 # The default suite: everything not marked slow (a few minutes on 2 cores).
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow" -q
+
+# The gates CI runs before the tests: ruff (lint, format check, import order), import-linter (the
+# layers of harness/ and its TensorFlow-free core) and mypy.
+.PHONY: lint format type
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+type: $(STAMP)
+	$(VENV)/bin/mypy
 
 # Everything, slow tests included.
 test-all: $(STAMP)

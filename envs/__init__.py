@@ -3,6 +3,7 @@
 One `register(...)` call per env. The `not in gymnasium.registry` guard lets the package be
 imported (or reloaded) more than once without Gymnasium's re-registration warning.
 """
+
 import gymnasium
 from gymnasium.envs.registration import register
 

@@ -1,4 +1,5 @@
 """Argument and action checks shared by the project's envs: clear ValueErrors naming what was wrong."""
+
 from __future__ import annotations
 
 import operator

@@ -3,6 +3,7 @@
 This module owns the Catch environment (`CatchEnv`), the perfect player used as the baseline
 (`perfect_action`) and the catch-rate metric (`catch_rate`). Registration lives in `envs/__init__.py`.
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -25,8 +26,6 @@ _BACKGROUND_RGB = (20, 20, 30)
 _BALL_RGB = (255, 200, 40)
 _PADDLE_RGB = (60, 160, 255)
 _MIN_IMAGE_PX = 128  # rendered images are at least this many pixels on each side
-
-
 
 
 class CatchEnv(gymnasium.Env):
@@ -102,10 +101,7 @@ class CatchEnv(gymnasium.Env):
         self.size = check_int("size", size, _MIN_SIZE, "e.g. 8 or 16")
         self.interval = check_int("interval", interval, 1, "steps between two new balls")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode must be None or one of {self.metadata['render_modes']}; "
-                f"got {render_mode!r}"
-            )
+            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}; got {render_mode!r}")
         self.render_mode = render_mode
 
         self.action_space = spaces.Discrete(len(_ACTIONS))
@@ -147,9 +143,7 @@ class CatchEnv(gymnasium.Env):
         self._spawn(int(self.np_random.integers(self.size)))
         return self._get_obs(), self._get_info()
 
-    def step(
-        self, action: Any
-    ) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, int]]:
+    def step(self, action: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, int]]:
         index = check_action(action, _ACTION_NAMES)
 
         # (1) Move the paddle, keeping all three of its cells on the board.

@@ -1,9 +1,10 @@
 """Cave: fly a ship through a scrolling cave by holding or releasing one button.
 
-This module owns the Cave environment (`CaveEnv`) and its two scripted players: the random
-player (`random_action`), the lower baseline, and a state-reading pilot (`heuristic_action`), the
-upper baseline. Registration lives in `envs/__init__.py`.
+This module owns the Cave environment (`CaveEnv`) and its state-reading pilot
+(`heuristic_action`), the upper baseline; the random player, the lower one, is the same for every
+game (`harness.run.scripted.random_player`). Registration lives in `envs/__init__.py`.
 """
+
 from __future__ import annotations
 
 import math
@@ -70,11 +71,8 @@ _BLOCK = 160
 _SHIP = 255
 
 # rgb_array colours (indexed by gray level) and upscaling for videos.
-_PALETTE = {_BACKGROUND: (15, 15, 30), _WALL: (140, 95, 60), _BLOCK: (150, 150, 165),
-            _SHIP: (255, 215, 40)}
+_PALETTE = {_BACKGROUND: (15, 15, 30), _WALL: (140, 95, 60), _BLOCK: (150, 150, 165), _SHIP: (255, 215, 40)}
 _RENDER_SCALE = 2
-
-
 
 
 def _scaled(px: float, scale: float, minimum: int = 1) -> int:
@@ -180,9 +178,7 @@ class CaveEnv(gymnasium.Env):
     ) -> None:
         screen = check_int("screen", screen, _MIN_SCREEN, "an even number of pixels, e.g. 96")
         if screen % 2:
-            raise ValueError(
-                f"screen must be an even int >= {_MIN_SCREEN} (e.g. 96); got {screen!r}"
-            )
+            raise ValueError(f"screen must be an even int >= {_MIN_SCREEN} (e.g. 96); got {screen!r}")
         low, high = _GAP_MIN_RANGE
         if isinstance(gap_min, bool) or not isinstance(gap_min, Real) or not low <= gap_min <= high:
             raise ValueError(
@@ -191,14 +187,13 @@ class CaveEnv(gymnasium.Env):
             )
         if block_interval is not None:
             block_interval = check_int(
-                "block_interval", block_interval, _MIN_BLOCK_INTERVAL,
+                "block_interval",
+                block_interval,
+                _MIN_BLOCK_INTERVAL,
                 "mean frames between two blocks, or None for no blocks",
             )
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode must be None or one of {self.metadata['render_modes']}; "
-                f"got {render_mode!r}"
-            )
+            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}; got {render_mode!r}")
         self.screen = screen
         self.gap_min = float(gap_min)
         self.block_interval = block_interval
@@ -218,8 +213,7 @@ class CaveEnv(gymnasium.Env):
         self._drift_jerk = _DRIFT_JERK * scale
         self._drift_max = _DRIFT_MAX * scale
         self._block_width = _scaled(_BLOCK_WIDTH, scale, minimum=2)
-        self._block_height = (_scaled(_BLOCK_HEIGHT[0], scale, minimum=2),
-                              _scaled(_BLOCK_HEIGHT[1], scale, minimum=2))
+        self._block_height = (_scaled(_BLOCK_HEIGHT[0], scale, minimum=2), _scaled(_BLOCK_HEIGHT[1], scale, minimum=2))
         self._passage = _PASSAGE * self._ship_size
         if block_interval is not None:
             spread = int(round(block_interval * _BLOCK_INTERVAL_SPREAD))
@@ -342,9 +336,7 @@ class CaveEnv(gymnasium.Env):
         self._vy = 0.0
         return self._get_obs(), self._get_info()
 
-    def step(
-        self, action: Any
-    ) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, int]]:
+    def step(self, action: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, int]]:
         index = check_action(action, _ACTION_NAMES)
 
         # (1) Ship physics.
@@ -484,16 +476,6 @@ for _level, _rgb in _PALETTE.items():
 
 
 # --- Scripted players ---------------------------------------------------------------------------
-def random_action(env: CaveEnv, rng: np.random.Generator) -> int:
-    """Return press (1) or release (0) with probability 1/2 each: the lower baseline.
-
-    Args:
-        env: unused; taken so that every player has the same signature.
-        rng: the generator to draw from (seed it for reproducible baselines).
-    """
-    return int(rng.integers(2))
-
-
 # The pilot's distances are in ship sizes (4 columns on the native screen); its lead is in frames.
 _LOOKAHEAD = 8.0  # columns past the ship that the pilot looks at
 _COMMIT = 1.5  # a block closer than this no longer changes the side the pilot passes it on
@@ -548,8 +530,10 @@ def heuristic_action(env: CaveEnv) -> int:
         elif first < _COMMIT * size:
             go_above = centre < (b_top + b_bottom) / 2
         else:
+
             def score(band):
                 return band[1] - band[0] - abs(centre - (band[0] + band[1]) / 2) / 2
+
             go_above = score(above) >= score(below)
         top, bottom = above if go_above else below
     # Whatever lies ahead, stay clear of the walls of the next few columns.
@@ -558,4 +542,3 @@ def heuristic_action(env: CaveEnv) -> int:
     high = int(floor[now].min()) - 0.75 * size
     target = min(max((top + bottom) / 2, low), high) if low <= high else (low + high) / 2
     return int(centre + _LEAD * env.ship_velocity > target)
-

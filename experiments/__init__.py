@@ -1,1 +1,1 @@
-"""One module per experiment: `EXPERIMENT = Experiment(...)`, a table of settings (see harness/experiment.py)."""
+"""One module per experiment: `EXPERIMENT = Experiment(...)`, a table of settings (see harness/core/schema.py)."""

@@ -1,7 +1,8 @@
 """The article's 16x16 Catch agent: three Conv2D layers, a dense relu layer and a linear Q head,
 target network, Double DQN, Huber loss clipped at 1. One board is one state (the balls only fall,
 so a single frame is Markov); the `frames` processor stores it as uint8 and feeds it channels-last."""
-from harness.experiment import Experiment
+
+from harness import Experiment
 
 EXPERIMENT = Experiment(
     env_id="Catch-v0",

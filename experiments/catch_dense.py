@@ -1,6 +1,7 @@
 """The article's 8x8 Catch agent: Flatten -> Dense 32 relu -> Dense 3, target network, Double DQN,
 Huber loss clipped at 1."""
-from harness.experiment import Experiment
+
+from harness import Experiment
 
 EXPERIMENT = Experiment(
     env_id="Catch-v0",

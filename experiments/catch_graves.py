@@ -8,12 +8,13 @@ episode reward over the run 34 against 18-23 for the larger rates. With momentum
 about ten times the rate, and the centred denominator shrinks as gradients agree, so larger rates
 overshoot.
 """
+
 import dataclasses
 
 from experiments.catch_dense import EXPERIMENT as CATCH_DENSE
 
 EXPERIMENT = dataclasses.replace(
     CATCH_DENSE,
-    optimizer="graves",  # harness.optimizers.RMSPropGraves: rho 0.95, momentum 0.9, epsilon 1e-4
+    optimizer="graves",  # harness.kerasrl.optimizers.RMSPropGraves: rho 0.95, momentum 0.9, epsilon 1e-4
     learning_rate=1e-4,
 )

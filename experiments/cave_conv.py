@@ -7,7 +7,8 @@ choice of side to the block it dodges; the 4 stacked frames then span 8 frames o
 Every 25,000 steps the greedy agent plays 10 validation episodes (their own seed), and the
 weights that validated best are the ones evaluated. Budget: 400,000 decisions (800,000 frames),
 about 37 minutes on 2 cores. Tuning notes: README, "CAVE"."""
-from harness.experiment import Experiment
+
+from harness import Experiment
 
 EXPERIMENT = Experiment(
     env_id="Cave-v0",

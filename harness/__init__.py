@@ -1,21 +1,18 @@
 """dqn-harness: DQN experiments on gymnasium games with keras-rl2, one command per experiment.
 
-Modules, one concern each:
-  compat      keras-rl2 1.0.5 on TensorFlow 2.21 / tf-keras (the only module that patches libraries)
-  adapters    gymnasium env -> keras-rl's old-gym fit/test loop
-  experiment  the Experiment schema, SET overrides, loading experiments/<name>.py (no TensorFlow)
-  models      network builders named by experiments
-  optimizers  RMSPropGraves and optimizers/losses by name
-  runner      builds, trains, evaluates and saves one run (owns the run directory and logging)
-  policies    the epsilon schedule that continues across a resume
-  tensorboard TensorBoard scalars of a run (a keras-rl callback)
-  media       frames of the greedy agent and demo GIFs
-  rundirs     reading run directories back: config, summary, weights, where a run resumes
-  play        rebuild a saved agent and watch it play (no training)
-  runs_table  the table of past runs (no TensorFlow)
-  plots       learning curves and final-metrics tables from logged files (no TensorFlow)
-  compare     `compare`: train missing runs, reuse finished ones, plot and tabulate
-  sweep       `sweep`: every (experiment, seed) run in parallel, local processes or Ray tasks
-  bench_sweep benchmark: 4 runs with 2 workers against 1
-  cli         `python -m harness ...`
+Layers, each a folder; a layer imports only the layers below it (checked by import-linter,
+`make lint`):
+
+  cli.py     `python -m harness ...`: one table of subcommands
+  launch/    many runs at once: sweep (local processes or Ray), compare       (no TensorFlow)
+  run/       one run: runner, evaluation, resume, play, media, scripted players
+  report/    curves, tables and the runs table, from a run's files only       (no TensorFlow)
+  kerasrl/   everything that touches keras-rl, TensorFlow or Keras
+  core/      schema, registry, run directory, files, errors, scoring, signals (no TensorFlow)
+
+`from harness import Experiment` is all an experiment module needs.
 """
+
+from harness.core.schema import Experiment
+
+__all__ = ["Experiment"]

@@ -1,7 +1,2 @@
-"""Shared pytest setup: make the project root importable (`import envs`, `import harness`)."""
-import sys
-from pathlib import Path
-
-_ROOT = str(Path(__file__).resolve().parent.parent)
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
+"""Shared pytest setup. The project is installed (editable) into .venv, so nothing here touches
+sys.path: tests import `harness`, `envs` and `experiments` as a user's code would."""

@@ -1,4 +1,5 @@
 """Shared test helpers: tiny budgets and running the CLI as a user would."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,6 +27,13 @@ def tiny(exp, **changes):
 
 def cli(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
     """Run `python -m harness ...` from the project root."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "harness", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout, **kwargs)
+    env = dict(os.environ)
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kwargs,
+    )

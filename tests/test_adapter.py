@@ -1,10 +1,11 @@
-"""harness.adapters.KerasRLEnv: gymnasium -> keras-rl's old gym API."""
+"""harness.kerasrl.adapters.KerasRLEnv: gymnasium -> keras-rl's old gym API."""
+
 import gymnasium
 import numpy as np
 import pytest
 
 import envs  # noqa: F401
-from harness.adapters import KerasRLEnv
+from harness.kerasrl.adapters import KerasRLEnv
 
 
 def test_reset_and_step_speak_old_gym():
@@ -36,7 +37,7 @@ def test_seed_passes_through_first_reset_only():
 def test_truncation_ends_the_episode_and_is_reported():
     env = KerasRLEnv(gymnasium.make("Catch-v0", max_episode_steps=5), seed=0)
     env.reset()
-    for t in range(5):
+    for _ in range(5):
         obs, reward, done, info = env.step(1)
         if info["missed"]:
             pytest.skip("seed 0 misses before the cap")  # not expected for 5 steps on 8x8

@@ -1,4 +1,5 @@
 """Catch env: Gymnasium API, seeding, game rules, the perfect player, rendering and argument checks."""
+
 from __future__ import annotations
 
 import importlib
@@ -144,7 +145,7 @@ def test_catch_gives_plus_one():
 def test_miss_gives_minus_one_and_terminates():
     env = CatchEnv(size=8)
     env.reset(seed=5)
-    (_, col), = env.balls
+    ((_, col),) = env.balls
     away = RIGHT if col < 4 else LEFT  # 6 moves to the far edge leave the ball uncovered
     for _ in range(6):
         _, reward, terminated, _, _ = env.step(away)
@@ -201,8 +202,13 @@ def test_random_rollout_stays_in_observation_space():
 # --- The perfect player -------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "kwargs,episodes",
-    [({}, 1000), ({"size": 16}, 300), ({"interval": 1}, 300), ({"interval": 2}, 300),
-     ({"size": 5, "interval": 9}, 100)],
+    [
+        ({}, 1000),
+        ({"size": 16}, 300),
+        ({"interval": 1}, 300),
+        ({"interval": 2}, 300),
+        ({"size": 5, "interval": 9}, 100),
+    ],
 )
 def test_perfect_player_never_misses(kwargs, episodes):
     env = gymnasium.make("Catch-v0", **kwargs)
@@ -265,8 +271,14 @@ def test_render_without_mode_warns_and_returns_none():
 # --- Argument checks ----------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "kwargs,name",
-    [({"size": 3}, "size"), ({"size": "8"}, "size"), ({"size": 8.0}, "size"), ({"size": True}, "size"),
-     ({"interval": 0}, "interval"), ({"interval": 1.5}, "interval")],
+    [
+        ({"size": 3}, "size"),
+        ({"size": "8"}, "size"),
+        ({"size": 8.0}, "size"),
+        ({"size": True}, "size"),
+        ({"interval": 0}, "interval"),
+        ({"interval": 1.5}, "interval"),
+    ],
 )
 def test_invalid_kwargs_raise(kwargs, name):
     with pytest.raises(ValueError, match=name):

@@ -1,4 +1,5 @@
 """Cave env: Gymnasium API, seeding, game rules, scripted players, rendering and argument checks."""
+
 from __future__ import annotations
 
 import importlib
@@ -10,7 +11,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import envs
-from envs.cave import CaveEnv, heuristic_action, random_action
+from envs.cave import CaveEnv, heuristic_action
+from harness.run.scripted import random_player as random_action
 
 RELEASE, PRESS = 0, 1
 ALIVE, CRASH = 0.01, -1.0
@@ -81,9 +83,7 @@ def test_importing_twice_neither_fails_nor_warns():
     assert "Cave-v0" in gymnasium.registry and "Catch-v0" in gymnasium.registry
 
 
-@pytest.mark.parametrize(
-    "kwargs", [{}, {"screen": 32}, {"screen": 64}, {"gap_min": 0.25}, {"block_interval": None}]
-)
+@pytest.mark.parametrize("kwargs", [{}, {"screen": 32}, {"screen": 64}, {"gap_min": 0.25}, {"block_interval": None}])
 def test_check_env_passes_without_warnings(kwargs):
     # Through gymnasium.make so the env has a spec and check_env also tests every render mode.
     env = gymnasium.make("Cave-v0", **kwargs)
@@ -246,9 +246,7 @@ def _block_seeker(env: CaveEnv) -> int:
 
 def test_crash_exactly_when_the_ship_overlaps_a_wall_or_block():
     env = CaveEnv()
-    players = {
-        "ceiling": lambda: PRESS, "floor": lambda: RELEASE, "block": lambda: _block_seeker(env)
-    }
+    players = {"ceiling": lambda: PRESS, "floor": lambda: RELEASE, "block": lambda: _block_seeker(env)}
     for seed, (cause, player) in enumerate(3 * list(players.items())):
         env.reset(seed=seed)
         for step in range(1000):
@@ -348,7 +346,7 @@ def test_heuristic_survives_ten_times_longer_than_random():
     random_frames, heuristic_frames = [], []
     for seed in range(10):
         rng = np.random.default_rng(seed)
-        _, _, info = _episode(env, lambda: random_action(env.unwrapped, rng), seed)
+        _, _, info = _episode(env, lambda rng=rng: random_action(env.unwrapped, rng), seed)
         random_frames.append(info["frames"])
         _, _, info = _episode(env, lambda: heuristic_action(env.unwrapped), seed)
         heuristic_frames.append(info["frames"])
@@ -401,12 +399,21 @@ def test_render_without_mode_warns_and_returns_none():
 # --- Argument checks ----------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "kwargs,name",
-    [({"screen": 30}, "screen"), ({"screen": 97}, "screen"), ({"screen": "96"}, "screen"),
-     ({"screen": 96.0}, "screen"), ({"screen": True}, "screen"),
-     ({"gap_min": 0.2}, "gap_min"), ({"gap_min": 0.7}, "gap_min"), ({"gap_min": "0.3"}, "gap_min"),
-     ({"gap_min": True}, "gap_min"), ({"gap_min": None}, "gap_min"),
-     ({"block_interval": 19}, "block_interval"), ({"block_interval": 0}, "block_interval"),
-     ({"block_interval": 50.0}, "block_interval")],
+    [
+        ({"screen": 30}, "screen"),
+        ({"screen": 97}, "screen"),
+        ({"screen": "96"}, "screen"),
+        ({"screen": 96.0}, "screen"),
+        ({"screen": True}, "screen"),
+        ({"gap_min": 0.2}, "gap_min"),
+        ({"gap_min": 0.7}, "gap_min"),
+        ({"gap_min": "0.3"}, "gap_min"),
+        ({"gap_min": True}, "gap_min"),
+        ({"gap_min": None}, "gap_min"),
+        ({"block_interval": 19}, "block_interval"),
+        ({"block_interval": 0}, "block_interval"),
+        ({"block_interval": 50.0}, "block_interval"),
+    ],
 )
 def test_invalid_kwargs_raise(kwargs, name):
     with pytest.raises(ValueError, match=name):

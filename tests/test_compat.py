@@ -1,7 +1,8 @@
-"""harness.compat: keras-rl2 imports on TF 2.21, and keras-rl's own fit loop counts past 32,767."""
+"""harness.kerasrl.compat: keras-rl2 imports on TF 2.21, and keras-rl's own fit loop counts past 32,767."""
+
 import numpy as np
 
-from harness import compat
+from harness.kerasrl import compat
 
 
 def test_keras_rl_imports_through_compat():

@@ -1,14 +1,16 @@
 """catch_conv and cave_conv end to end with tiny budgets, the scripted baselines next to the agent's
 score in summary.json, and the `baseline` command."""
+
 import json
 
 import numpy as np
 import pytest
 
-from harness import baselines
-from harness.errors import UserError
-from harness.experiment import apply_overrides, load_experiment
-from harness.runner import EVAL_SEED_OFFSET, run
+from harness.core.errors import UserError
+from harness.core.registry import load_experiment
+from harness.core.schema import apply_overrides
+from harness.run import scripted as baselines
+from harness.run.runner import EVAL_SEED_OFFSET, run
 from tests.helpers import cli, tiny
 
 
@@ -22,13 +24,15 @@ def conv_runs(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("name, input_shape, actions, players, score_name", [
-    ("catch_conv", (None, 16, 16, 1), 3, ["random", "perfect"], "catch_rate"),
-    ("cave_conv", (None, 48, 48, 4), 2, ["random", "heuristic"], "frames"),
-])
-def test_smoke_run_saves_a_conv_agent_and_its_baselines(conv_runs, name, input_shape, actions, players,
-                                                        score_name):
-    from harness.compat import backend, keras
+@pytest.mark.parametrize(
+    "name, input_shape, actions, players, score_name",
+    [
+        ("catch_conv", (None, 16, 16, 1), 3, ["random", "perfect"], "catch_rate"),
+        ("cave_conv", (None, 48, 48, 4), 2, ["random", "heuristic"], "frames"),
+    ],
+)
+def test_smoke_run_saves_a_conv_agent_and_its_baselines(conv_runs, name, input_shape, actions, players, score_name):
+    from harness.kerasrl.compat import backend, keras
 
     exp, run_dir = conv_runs[name]
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -74,16 +78,18 @@ def test_baseline_command_prints_each_player():
     expected = baselines.scores("Cave-v0", {}, episodes=2, seed=5)
     for player, values in expected.items():
         summary = [line for line in lines if line.startswith(f"{player:<10} mean")]
-        assert summary == [f"{player:<10} mean frames {values['score']:.3f}  "
-                           f"mean return {values['mean_return']:.3f}"]
+        assert summary == [f"{player:<10} mean frames {values['score']:.3f}  mean return {values['mean_return']:.3f}"]
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["baseline", "Cave-v1"], "no baseline players for env 'Cave-v1' (did you mean Cave-v0?)"),
-    (["baseline", "Catch-v0", "--env-kwargs", '{"size":3}'], "size must be an int >= 5"),
-    (["baseline", "Catch-v0", "--env-kwargs", "[16]"], "expected a JSON object"),
-    (["baseline", "Catch-v0", "--episodes", "0"], "--episodes='0' is not allowed"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["baseline", "Cave-v1"], "no scripted players for env 'Cave-v1' (did you mean Cave-v0?)"),
+        (["baseline", "Catch-v0", "--env-kwargs", '{"size":3}'], "size must be an int >= 5"),
+        (["baseline", "Catch-v0", "--env-kwargs", "[16]"], "expected a JSON object"),
+        (["baseline", "Catch-v0", "--episodes", "0"], "--episodes='0' is not allowed"),
+    ],
+)
 def test_baseline_command_errors_are_one_line(args, fragment):
     result = cli(*args)
     assert result.returncode == 2 and "Traceback" not in result.stderr
@@ -99,6 +105,7 @@ def test_action_repetition_is_a_checked_setting():
 
 
 # --- Learning at the experiments' real budgets (`make test-all`; about an hour each on 2 cores) ---
+
 
 @pytest.mark.slow
 def test_catch_conv_learns_on_most_seeds(tmp_path):

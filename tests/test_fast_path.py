@@ -1,4 +1,4 @@
-"""The fast path (harness/fast.py) against keras-rl's stock DQNAgent and SequentialMemory.
+"""The fast path (harness/kerasrl/fast.py) against keras-rl's stock DQNAgent and SequentialMemory.
 
 - RingMemory returns the same transitions as SequentialMemory for the same appends and indexes,
   window and episode boundaries included; its edge cases (wrap-around, windows across episode
@@ -9,6 +9,7 @@
 - `fast_path` picks the classes; a short training run from the same seed follows the same
   trajectory on both paths; at full budget both paths learn catch_dense (slow).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -19,18 +20,20 @@ import warnings
 import numpy as np
 import pytest
 
-from harness.agents import agent_class_and_options, build_agent, make_env, make_memory, new_session
-from harness.compat import (
+from harness.core.registry import load_experiment
+from harness.core.schema import apply_overrides
+from harness.kerasrl.agents import agent_class_and_options, build_agent, make_env, make_memory, new_session
+from harness.kerasrl.compat import (
     DQNAgent,
+    EpsGreedyQPolicy,
     FileLogger,
     LinearAnnealedPolicy,
-    EpsGreedyQPolicy,
     SequentialMemory,
     TrainIntervalLogger,
     clone_model,
 )
-from harness.experiment import apply_overrides, load_experiment
-from harness.fast import FastDQNAgent, RingMemory
+from harness.kerasrl.fast import FastDQNAgent
+from harness.kerasrl.memory import RingMemory
 from tests.helpers import tiny
 
 OBS = (3, 4)
@@ -38,6 +41,7 @@ OBS = (3, 4)
 
 # ---------------------------------------------------------------------------------------------
 # Memory
+
 
 def _episode_stream(rng: np.random.Generator, lengths: list[int], dtype=np.float32):
     """What keras-rl's fit appends: each step's (obs, action, reward, done), then after the last
@@ -108,8 +112,10 @@ def test_ring_memory_returns_sequential_memorys_transitions(window_length, limit
     random.seed(3)
     listed = ring.sample(8)
     assert state0.shape == state1.shape == (8, window_length, *OBS) and state0.dtype == np.float32
-    assert_same_experiences(listed, [
-        type(listed[0])(list(state0[k]), actions[k], rewards[k], list(state1[k]), terminal1[k]) for k in range(8)])
+    assert_same_experiences(
+        listed,
+        [type(listed[0])(list(state0[k]), actions[k], rewards[k], list(state1[k]), terminal1[k]) for k in range(8)],
+    )
 
 
 def test_window_is_zero_padded_at_an_episode_start():
@@ -147,7 +153,7 @@ def test_ring_memory_edge_cases():
     assert_same_experiences(expected, got)
     # Too few to sample at all: a clear error (SequentialMemory asserts).
     small = RingMemory(limit=10, window_length=4)
-    for k in range(5):
+    for _ in range(5):
         small.append(np.ones(2), 0, 0.0, False)
     with pytest.raises(ValueError, match="not enough entries"):
         small.sample(2)
@@ -178,13 +184,21 @@ def test_ring_memory_keeps_dtype_and_stops_growing():
 # ---------------------------------------------------------------------------------------------
 # One update: the same weights from the same batch
 
-def _agents(double: bool, loss: str = "huber", optimizer: str = "rmsprop", window_length: int = 1,
-            processor: bool = False, target_model_update: float = 3, seed: int = 0):
+
+def _agents(
+    double: bool,
+    loss: str = "huber",
+    optimizer: str = "rmsprop",
+    window_length: int = 1,
+    processor: bool = False,
+    target_model_update: float = 3,
+    seed: int = 0,
+):
     """A stock keras-rl agent and a fast one with identical weights, memories and policies."""
-    from harness.agents import LossDQNAgent
-    from harness.models import dense
-    from harness.optimizers import make_loss, make_optimizer
-    from harness.processors import FrameProcessor
+    from harness.kerasrl.agents import LossDQNAgent
+    from harness.kerasrl.models import dense
+    from harness.kerasrl.optimizers import make_loss, make_optimizer
+    from harness.kerasrl.processors import FrameProcessor
 
     new_session(seed)
     agents = []
@@ -196,11 +210,22 @@ def _agents(double: bool, loss: str = "huber", optimizer: str = "rmsprop", windo
             this = model
         else:
             this = clone_model(model)  # same architecture and weights
-        kwargs = dict(model=this, nb_actions=3, processor=proc, gamma=0.9, batch_size=16,
-                      nb_steps_warmup=10, train_interval=1, memory_interval=1,
-                      target_model_update=target_model_update, delta_clip=1.0, enable_double_dqn=double,
-                      policy=LinearAnnealedPolicy(EpsGreedyQPolicy(), attr="eps", value_max=1.0,
-                                                  value_min=0.1, value_test=0.0, nb_steps=100))
+        kwargs = dict(
+            model=this,
+            nb_actions=3,
+            processor=proc,
+            gamma=0.9,
+            batch_size=16,
+            nb_steps_warmup=10,
+            train_interval=1,
+            memory_interval=1,
+            target_model_update=target_model_update,
+            delta_clip=1.0,
+            enable_double_dqn=double,
+            policy=LinearAnnealedPolicy(
+                EpsGreedyQPolicy(), attr="eps", value_max=1.0, value_min=0.1, value_test=0.0, nb_steps=100
+            ),
+        )
         if fast:
             memory = RingMemory(limit=500, window_length=window_length)
             loss_fn = None if loss == "huber" else make_loss(loss, 1.0)
@@ -247,12 +272,15 @@ def _assert_same_weights(stock, fast, atol=1e-5):
         np.testing.assert_allclose(b, a, rtol=0, atol=atol)
 
 
-@pytest.mark.parametrize("double, loss, optimizer, window_length, processor", [
-    (False, "huber", "rmsprop", 1, False),
-    (True, "huber", "rmsprop", 1, False),
-    (True, "mse", "graves", 1, False),
-    (True, "huber", "adam", 4, True),
-])
+@pytest.mark.parametrize(
+    "double, loss, optimizer, window_length, processor",
+    [
+        (False, "huber", "rmsprop", 1, False),
+        (True, "huber", "rmsprop", 1, False),
+        (True, "mse", "graves", 1, False),
+        (True, "huber", "adam", 4, True),
+    ],
+)
 def test_one_update_gives_stock_weights(double, loss, optimizer, window_length, processor):
     stock, fast = _agents(double, loss, optimizer, window_length, processor, target_model_update=3)
     assert fast.metrics_names == stock.metrics_names == ["loss", "mae", "mean_q", "mean_eps"]
@@ -296,6 +324,7 @@ def test_soft_target_update_moves_target_by_tau():
 
 # ---------------------------------------------------------------------------------------------
 # The switch, and training end to end
+
 
 def test_fast_path_is_the_default_and_switchable():
     exp = load_experiment("catch_dense")
@@ -346,14 +375,15 @@ def test_keras_rl_callbacks_and_test_run_on_the_fast_path(capsys):
     assert len(history.history["episode_reward"]) == 2
     # Action selection is a plain function of the weights: the lean call gives predict's Q values.
     states = np.random.default_rng(0).random((5, 1, 8, 8)).astype(np.float32)
-    np.testing.assert_allclose(agent.compute_batch_q_values(list(states)), agent.model.predict_on_batch(states),
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        agent.compute_batch_q_values(list(states)), agent.model.predict_on_batch(states), rtol=1e-6, atol=1e-6
+    )
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0])
 def test_both_paths_learn_catch_dense_at_full_budget(tmp_path, seed):
-    from harness.runner import run
+    from harness.run.runner import run
 
     scores = {}
     for fast in (True, False):
@@ -366,8 +396,9 @@ def test_both_paths_learn_catch_dense_at_full_budget(tmp_path, seed):
 # ---------------------------------------------------------------------------------------------
 # The benchmark's plumbing (the benchmark itself is `make bench`)
 
+
 def test_bench_measurement_counts_train_steps_and_samples_memory():
-    from harness.bench import measure
+    from bench.speed import measure
 
     result = measure("catch_dense", fast=True, steps=300, warmup=100, memory_limit=150, rss_every=20)
     # keras-rl trains when step > nb_steps_warmup: steps 101..299 of 0..299 report a loss.
@@ -379,7 +410,12 @@ def test_bench_measurement_counts_train_steps_and_samples_memory():
 
 
 def test_bench_rejects_bad_arguments():
-    from tests.helpers import cli
+    import subprocess
+    import sys
 
-    result = cli("bench", "--reps", "0", timeout=60)
+    from tests.helpers import ROOT
+
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.speed", "--reps", "0"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 2 and result.stderr.startswith("error:") and "--reps" in result.stderr

@@ -1,4 +1,5 @@
 """A real training subprocess stopped by a real signal keeps what it had and exits 128 + signal."""
+
 import json
 import os
 import signal
@@ -12,12 +13,25 @@ from tests.helpers import ROOT
 
 
 def _start(runs_dir, steps):
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-    args = [sys.executable, "-m", "harness", "run", "catch_dense", "--steps", str(steps),
-            "--runs-dir", str(runs_dir), "--set", "nb_steps_warmup=200", "--set", "log_interval=100",
-            "--set", "checkpoint_interval=500"]
-    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    args = [
+        sys.executable,
+        "-m",
+        "harness",
+        "run",
+        "catch_dense",
+        "--steps",
+        str(steps),
+        "--runs-dir",
+        str(runs_dir),
+        "--set",
+        "nb_steps_warmup=200",
+        "--set",
+        "log_interval=100",
+        "--set",
+        "checkpoint_interval=500",
+    ]
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _wait_for_line(process, fragment, timeout=300):
@@ -35,11 +49,14 @@ def _wait_for_line(process, fragment, timeout=300):
     pytest.fail(f"never saw {fragment!r}; output: {''.join(seen)} stderr: {err[-2000:]}")
 
 
-@pytest.mark.parametrize("sig, code, wait_for", [
-    (signal.SIGINT, 130, "step      700/"),   # mid-training, with episodes and a checkpoint behind it
-    (signal.SIGTERM, 143, "step      700/"),
-    (signal.SIGINT, 130, "training for"),     # before the first episode ends
-])
+@pytest.mark.parametrize(
+    "sig, code, wait_for",
+    [
+        (signal.SIGINT, 130, "step      700/"),  # mid-training, with episodes and a checkpoint behind it
+        (signal.SIGTERM, 143, "step      700/"),
+        (signal.SIGINT, 130, "training for"),  # before the first episode ends
+    ],
+)
 def test_signal_stops_run_and_keeps_files(tmp_path, sig, code, wait_for):
     process = _start(tmp_path, steps=1_000_000)
     _wait_for_line(process, wait_for)

@@ -1,10 +1,11 @@
 """Learning checks at the experiments' real budgets: minutes each, so marked slow (`make test-all`)."""
+
 import json
 
 import pytest
 
-from harness.experiment import load_experiment
-from harness.runner import run
+from harness.core.registry import load_experiment
+from harness.run.runner import run
 
 
 @pytest.mark.slow

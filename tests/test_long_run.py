@@ -1,4 +1,5 @@
 """A 150,000-step catch_dense run completes with the right step count and flat memory (slow)."""
+
 import dataclasses
 import json
 
@@ -6,8 +7,8 @@ import numpy as np
 import psutil
 import pytest
 
-from harness.experiment import load_experiment
-from harness.runner import run
+from harness.core.registry import load_experiment
+from harness.run.runner import run
 
 
 class _RssSampler:
@@ -18,7 +19,7 @@ class _RssSampler:
         self.samples: list[tuple[int, float]] = []
 
     def __call__(self, run_dir):
-        from harness.compat import Callback
+        from harness.kerasrl.compat import Callback
 
         sampler = self
 
@@ -38,8 +39,13 @@ class _RssSampler:
 @pytest.mark.slow
 def test_150k_steps_complete_with_flat_memory(tmp_path, capsys):
     sampler = _RssSampler(every=5_000)
-    exp = dataclasses.replace(load_experiment("catch_dense"), nb_steps=150_000, eval_episodes=2,
-                              checkpoint_interval=50_000, callbacks=[sampler])
+    exp = dataclasses.replace(
+        load_experiment("catch_dense"),
+        nb_steps=150_000,
+        eval_episodes=2,
+        checkpoint_interval=50_000,
+        callbacks=[sampler],
+    )
     run_dir = run(exp, tmp_path)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["steps"] == 150_000 and summary["interrupted"] is False
@@ -50,6 +56,8 @@ def test_150k_steps_complete_with_flat_memory(tmp_path, capsys):
     thirds = len(after_full) // 3
     drift = np.median(after_full[-thirds:]) - np.median(after_full[:thirds])
     with capsys.disabled():
-        print(f"\nRSS MB by step: {[(s, round(r, 1)) for s, r in sampler.samples]}; "
-              f"drift after full: {drift:+.1f} MB; steps/s {summary['steps_per_second']}")
+        print(
+            f"\nRSS MB by step: {[(s, round(r, 1)) for s, r in sampler.samples]}; "
+            f"drift after full: {drift:+.1f} MB; steps/s {summary['steps_per_second']}"
+        )
     assert drift < 10.0

@@ -1,4 +1,5 @@
 """Tests for harness/optimizers.py: RMSPropGraves exactness, config, keras-rl use, factories."""
+
 from __future__ import annotations
 
 import math
@@ -6,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from harness.compat import DQNAgent, SequentialMemory, backend, keras, tf
-from harness.optimizers import (
+from harness.kerasrl.compat import DQNAgent, SequentialMemory, backend, keras, tf
+from harness.kerasrl.optimizers import (
     CUSTOM_OBJECTS,
     GRAVES_DEFAULTS,
     GRAVES_NATURE,
@@ -38,9 +39,7 @@ def _train(optimizer, steps=STEPS):
     """
     backend.clear_session()
     keras.utils.set_random_seed(0)
-    model = keras.Sequential(
-        [keras.layers.Dense(4, activation="relu", input_shape=(5,)), keras.layers.Dense(3)]
-    )
+    model = keras.Sequential([keras.layers.Dense(4, activation="relu", input_shape=(5,)), keras.layers.Dense(3)])
     model.compile(optimizer=optimizer, loss="mse")
     grads_fn = backend.function(
         model._feed_inputs + model._feed_targets,
@@ -85,9 +84,7 @@ def _reference(init, grads, learning_rate, rho, momentum, epsilon, eps_inside_sq
 def _assert_trajectory(after, ref):
     for k, (got_step, ref_step) in enumerate(zip(after, ref)):
         for i, (got, want) in enumerate(zip(got_step, ref_step)):
-            np.testing.assert_allclose(
-                got, want, rtol=RTOL, atol=ATOL, err_msg=f"step {k + 1}, weight {i}"
-            )
+            np.testing.assert_allclose(got, want, rtol=RTOL, atol=ATOL, err_msg=f"step {k + 1}, weight {i}")
 
 
 # --- exactness ----------------------------------------------------------------------------------
@@ -115,9 +112,7 @@ def test_differs_from_plain_rmsprop():
     h = dict(GRAVES_DEFAULTS)
     _, _, graves_after = _train(RMSPropGraves(), steps=20)
     init, grads, keras_after = _train(keras.optimizers.legacy.RMSprop(**h), steps=20)
-    assert not all(
-        np.allclose(a, b, rtol=RTOL, atol=ATOL) for a, b in zip(graves_after[-1], keras_after[-1])
-    )
+    assert not all(np.allclose(a, b, rtol=RTOL, atol=ATOL) for a, b in zip(graves_after[-1], keras_after[-1]))
     with pytest.raises(AssertionError):
         _assert_trajectory(keras_after, _reference(init, grads, **h))
 
@@ -136,9 +131,7 @@ def test_keras_centred_rmsprop_cross_check():
     h = dict(GRAVES_NATURE)
     _, _, graves_after = _train(RMSPropGraves.nature(), steps=20)
     init, grads, keras_after = _train(keras.optimizers.legacy.RMSprop(centered=True, **h), steps=20)
-    assert not all(
-        np.allclose(a, b, rtol=RTOL, atol=ATOL) for a, b in zip(graves_after[-1], keras_after[-1])
-    )
+    assert not all(np.allclose(a, b, rtol=RTOL, atol=ATOL) for a, b in zip(graves_after[-1], keras_after[-1]))
     _assert_trajectory(keras_after, _reference(init, grads, **h, eps_inside_sqrt=False))
 
 
@@ -175,9 +168,7 @@ def test_sparse_updates_touched_rows_only():
     init = np.arange(8, dtype=np.float32).reshape(4, 2)
     var = tf.Variable(init)
     # Rows 1 and 3; row 3 appears twice (its gradient rows are summed).
-    grad = tf.IndexedSlices(
-        tf.constant([[1.0, 2.0], [0.5, -1.0], [0.5, 0.0]]), tf.constant([1, 3, 3])
-    )
+    grad = tf.IndexedSlices(tf.constant([[1.0, 2.0], [0.5, -1.0], [0.5, 0.0]]), tf.constant([1, 3, 3]))
     train = opt.apply_gradients([(grad, var)])
     sess = tf.compat.v1.keras.backend.get_session()
     sess.run(tf.compat.v1.variables_initializer(opt.variables() + [var]))
@@ -196,9 +187,7 @@ def test_sparse_updates_touched_rows_only():
     [
         lambda: RMSPropGraves(),
         lambda: RMSPropGraves.nature(),
-        lambda: RMSPropGraves(
-            learning_rate=3e-3, rho=0.9, momentum=0.5, epsilon=1e-2, clipnorm=1.0
-        ),
+        lambda: RMSPropGraves(learning_rate=3e-3, rho=0.9, momentum=0.5, epsilon=1e-2, clipnorm=1.0),
     ],
     ids=["graves", "nature", "custom"],
 )
@@ -210,9 +199,7 @@ def test_config_round_trip(opt_factory):
     assert again.get_config() == cfg
     assert _hypers(again) == pytest.approx(_hypers(opt), rel=1e-7)
 
-    restored = keras.optimizers.deserialize(
-        keras.optimizers.serialize(opt), custom_objects=dict(CUSTOM_OBJECTS)
-    )
+    restored = keras.optimizers.deserialize(keras.optimizers.serialize(opt), custom_objects=dict(CUSTOM_OBJECTS))
     assert type(restored) is RMSPropGraves
     assert restored.get_config() == cfg
     restored = keras.optimizers.deserialize(

@@ -3,6 +3,7 @@
 Real tiny runs throughout: catch_graves in this process, catch_dense trained by `compare` itself in
 a child process, then a second `compare` that must train nothing.
 """
+
 import csv
 import dataclasses
 import io
@@ -13,10 +14,12 @@ import shutil
 import numpy as np
 import pytest
 
-from harness import plots
-from harness.compare import compare, find_finished, resolve
-from harness.experiment import load_experiment
-from harness.runner import run
+from harness.core.registry import load_experiment
+from harness.core.registry import resolve_experiment as resolve
+from harness.core.rundir import find_finished
+from harness.launch.compare import compare
+from harness.report import plots
+from harness.run.runner import run
 from tests.helpers import TINY, cli, tiny
 from tests.test_cli import assert_one_line_error
 
@@ -49,11 +52,25 @@ def compared(runs, graves_run, tmp_path_factory):
     """compare with catch_graves already finished: trains catch_dense only, then nothing."""
     out = tmp_path_factory.mktemp("out")
     log = io.StringIO()
-    first = compare(["catch_dense", "catch_graves"], seeds=1, steps=STEPS, runs_dir=runs,
-                    out=out / "first", overrides=TINY_SET, log=log)
+    first = compare(
+        ["catch_dense", "catch_graves"],
+        seeds=1,
+        steps=STEPS,
+        runs_dir=runs,
+        out=out / "first",
+        overrides=TINY_SET,
+        log=log,
+    )
     stamps = {p: (p / "summary.json").stat().st_mtime_ns for p in first.trained + first.reused}
-    second = compare(["catch_dense", "catch_graves"], seeds=1, steps=STEPS, runs_dir=runs,
-                     out=out / "second", overrides=TINY_SET, log=log)
+    second = compare(
+        ["catch_dense", "catch_graves"],
+        seeds=1,
+        steps=STEPS,
+        runs_dir=runs,
+        out=out / "second",
+        overrides=TINY_SET,
+        log=log,
+    )
     return first, second, stamps, log.getvalue()
 
 
@@ -94,7 +111,8 @@ def test_compare_trains_only_missing_runs(compared, graves_run):
     first, second, stamps, log = compared
     assert first.reused == [graves_run[1]]
     assert len(first.trained) == 1 and first.trained[0].parent.name == "catch_dense"
-    assert "[1/2] catch_dense seed 0 (300 steps): training" in log
+    assert "[1/2] catch_dense seed 0 (300 steps): to train" in log
+    assert "done   catch_dense seed 0" in log  # trained through the sweep executor
     assert "[2/2] catch_graves seed 0 (300 steps): reusing" in log
     # The second call trains nothing and leaves the runs untouched.
     assert second.trained == [] and sorted(second.reused) == sorted(first.trained + first.reused)
@@ -116,7 +134,7 @@ def test_compare_writes_png_and_tables(compared):
         assert float(row["eval_return_mean"]) == pytest.approx(summary["eval"]["mean_return"])
         assert float(row["steps_per_second_mean"]) == pytest.approx(summary["steps_per_second"])
         assert row["score_std"] == ""  # one run: no spread
-        tail = np.array(metrics["loss"], dtype=float)[-math.ceil(0.1 * len(metrics["loss"])):]
+        tail = np.array(metrics["loss"], dtype=float)[-math.ceil(0.1 * len(metrics["loss"])) :]
         assert float(row["final_loss_mean"]) == pytest.approx(np.nanmean(tail))
     markdown = first.markdown.read_text()
     assert markdown.startswith("| experiment | runs | eval catch_rate |")
@@ -128,9 +146,11 @@ def test_only_finished_identical_runs_are_reused(runs, graves_run):
     exp, run_dir = graves_run
     wanted = resolve("catch_graves", 0, STEPS, TINY_SET)
     assert find_finished(runs, wanted)[0] == run_dir
-    for changed, reason in ((dataclasses.replace(wanted, gamma=0.9), "other settings"),
-                            (dataclasses.replace(wanted, seed=1), "other seed"),
-                            (dataclasses.replace(wanted, nb_steps=400), "other steps")):
+    for changed, reason in (
+        (dataclasses.replace(wanted, gamma=0.9), "other settings"),
+        (dataclasses.replace(wanted, seed=1), "other seed"),
+        (dataclasses.replace(wanted, nb_steps=400), "other steps"),
+    ):
         found, reasons = find_finished(runs, changed)
         assert found is None and reasons[reason] >= 1
     # A newer copy marked interrupted is skipped in favour of the finished one.
@@ -156,14 +176,17 @@ def test_plot_command_groups_runs(compared, tmp_path):
     assert plots.group_runs(dirs) == {name: list(paths) for name, paths in first.groups.items()}
 
 
-@pytest.mark.parametrize("args, fragments", [
-    (["plot", "/no/such/run"], ["/no/such/run is not a run directory", "does not exist"]),
-    (["plot", "tests"], ["tests is not a run directory and holds none"]),
-    (["compare", "catch_grave"], ["unknown experiment 'catch_grave'", "did you mean catch_graves?"]),
-    (["compare", "catch_dense", "catch_dense"], ["NAMES lists catch_dense more than once"]),
-    (["compare", "catch_dense", "--seeds", "0"], ["SEEDS='0'", "positive integer"]),
-    (["compare", "catch_dense", "--set", "gama=1"], ["unknown key 'gama'"]),
-])
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["plot", "/no/such/run"], ["/no/such/run is not a run directory", "does not exist"]),
+        (["plot", "tests"], ["tests is not a run directory and holds none"]),
+        (["compare", "catch_grave"], ["unknown experiment 'catch_grave'", "did you mean catch_graves?"]),
+        (["compare", "catch_dense", "catch_dense"], ["NAMES lists catch_dense more than once"]),
+        (["compare", "catch_dense", "--seeds", "0"], ["SEEDS='0'", "positive integer"]),
+        (["compare", "catch_dense", "--set", "gama=1"], ["unknown key 'gama'"]),
+    ],
+)
 def test_bad_input_is_one_line(args, fragments):
     assert_one_line_error(cli(*args), *fragments)
 
@@ -192,15 +215,33 @@ def test_sigterm_stops_compare_and_keeps_the_run(tmp_path):
 
     from tests.helpers import ROOT
 
-    command = [sys.executable, "-m", "harness", "compare", "catch_dense", "--seeds", "1",
-               "--steps", "200000", "--runs-dir", str(tmp_path)] + [a for kv in TINY_SET for a in ("--set", kv)]
-    proc = subprocess.Popen(command, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    command = [
+        sys.executable,
+        "-m",
+        "harness",
+        "compare",
+        "catch_dense",
+        "--seeds",
+        "1",
+        "--steps",
+        "200000",
+        "--runs-dir",
+        str(tmp_path),
+    ] + [a for kv in TINY_SET for a in ("--set", kv)]
+    proc = subprocess.Popen(
+        command, cwd=ROOT, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    import time
+
     try:
         for line in proc.stdout:
-            if line.strip().startswith("training for"):  # the child is inside keras-rl's fit
-                proc.send_signal(signal.SIGTERM)
+            if line.startswith("start  catch_dense seed 0"):  # the sweep executor started the run
                 break
+        log = next((tmp_path / "compare").glob("*/logs/catch_dense-seed0.log"))
+        deadline = time.monotonic() + 120
+        while "training for" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)  # until the run is inside keras-rl's fit
+        proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:

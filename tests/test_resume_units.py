@@ -1,5 +1,6 @@
 """The pieces of resume without training: the offset epsilon schedule and which saved weights a
 resumed run starts from."""
+
 from __future__ import annotations
 
 import json
@@ -7,13 +8,13 @@ import types
 
 import pytest
 
-from harness.errors import UserError
-from harness.rundirs import find_resume_point
+from harness.core.errors import UserError
+from harness.core.rundir import find_resume_point
 
 
 def _policies(step_offset):
-    from harness.compat import EpsGreedyQPolicy, LinearAnnealedPolicy
-    from harness.policies import ResumableLinearAnnealedPolicy
+    from harness.kerasrl.compat import EpsGreedyQPolicy, LinearAnnealedPolicy
+    from harness.kerasrl.policies import ResumableLinearAnnealedPolicy
 
     options = dict(attr="eps", value_max=1.0, value_min=0.1, value_test=0.0, nb_steps=1_000)
     stock = LinearAnnealedPolicy(EpsGreedyQPolicy(), **options)

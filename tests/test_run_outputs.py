@@ -4,6 +4,7 @@ the runs table, and one-line errors for run directories that cannot be played or
 One tiny parent run (eps annealed over 1,000 steps, so it stops mid-schedule at step 300), a run
 resumed from it to step 600, and a run that crashes at step 150 are shared by the module.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -16,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.compat import Callback
-from harness.experiment import load_experiment
-from harness.runner import run
+from harness.core.registry import load_experiment
+from harness.kerasrl.compat import Callback
+from harness.run.runner import run
 from tests.helpers import cli, tiny
 
 EPS = {"eps_max": 1.0, "eps_min": 0.05, "eps_anneal_steps": 1_000}
@@ -73,12 +74,15 @@ def _json(path: Path) -> dict:
 
 def _snapshot(folder: Path) -> dict[str, str]:
     """Every file under `folder` by content hash: equal snapshots mean nothing was written."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _render_size(exp) -> tuple[int, int]:
-    from harness.agents import make_env
+    from harness.kerasrl.agents import make_env
 
     env = make_env(exp, seed=0, render_mode="rgb_array")
     env.reset()
@@ -90,10 +94,11 @@ def _render_size(exp) -> tuple[int, int]:
 # ---------------------------------------------------------------------------------------------
 # demo.gif
 
+
 def test_demo_gif_has_frames_at_the_envs_render_size(parent):
     from PIL import Image
 
-    from harness.media import MAX_FRAMES
+    from harness.run.media import MAX_FRAMES
 
     with Image.open(parent / "demo.gif") as gif:
         assert 1 < gif.n_frames <= MAX_FRAMES
@@ -105,7 +110,7 @@ def test_demo_gif_has_frames_at_the_envs_render_size(parent):
 def test_write_gif_keeps_every_frame_and_its_colours(tmp_path):
     from PIL import Image
 
-    from harness.media import write_gif
+    from harness.run.media import write_gif
 
     frames = [np.full((16, 24, 3), value, dtype=np.uint8) for value in (0, 100, 200)]
     frames[1][4:8, 4:8] = (255, 200, 40)
@@ -121,8 +126,9 @@ def test_write_gif_keeps_every_frame_and_its_colours(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # TensorBoard
 
+
 def _scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
-    from harness.compat import tf
+    from harness.kerasrl.compat import tf
 
     out: dict[str, list[tuple[int, float]]] = {}
     (event_file,) = (run_dir / "tensorboard").glob("events.out.tfevents.*")
@@ -134,8 +140,14 @@ def _scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
 
 def test_tensorboard_event_file_holds_the_runs_scalars(parent):
     scalars = _scalars(parent)
-    for tag in ("charts/episode_reward", "charts/episode_length", "losses/loss", "charts/mean_q",
-                "charts/epsilon", "charts/steps_per_second"):
+    for tag in (
+        "charts/episode_reward",
+        "charts/episode_length",
+        "losses/loss",
+        "charts/mean_q",
+        "charts/epsilon",
+        "charts/steps_per_second",
+    ):
         assert tag in scalars, sorted(scalars)
     metrics = _json(parent / "metrics.json")
     # One point per episode, the same rewards as metrics.json, at the step each episode ended.
@@ -151,10 +163,11 @@ def test_tensorboard_event_file_holds_the_runs_scalars(parent):
 # ---------------------------------------------------------------------------------------------
 # play
 
+
 def test_play_reproduces_the_runs_own_evaluation_and_films_it(parent, tmp_path):
     from PIL import Image
 
-    from harness.play import play
+    from harness.run.play import play
 
     out = io.StringIO()
     evaluation = play(parent, gif=tmp_path / "play.gif", stream=out)
@@ -170,7 +183,7 @@ def test_play_reproduces_the_runs_own_evaluation_and_films_it(parent, tmp_path):
 
 
 def test_play_with_another_seed_plays_other_episodes(parent):
-    from harness.play import play
+    from harness.run.play import play
 
     evaluation = play(parent, episodes=3, seed=123, stream=io.StringIO())
     assert evaluation["seed"] == 123 and evaluation["episodes"] == 3 and len(evaluation["returns"]) == 3
@@ -178,6 +191,7 @@ def test_play_with_another_seed_plays_other_episodes(parent):
 
 # ---------------------------------------------------------------------------------------------
 # resume
+
 
 def test_resume_continues_the_step_count(parent, resumed):
     summary = _json(resumed / "summary.json")
@@ -188,9 +202,12 @@ def test_resume_continues_the_step_count(parent, resumed):
     assert config["run"]["resumed_from_weights"] == str(parent / "weights.h5")
     assert config["experiment"]["nb_steps"] == 600
     assert sorted(p.name for p in (resumed / "checkpoints").iterdir()) == [
-        "weights-000000400.h5", "weights-000000500.h5", "weights-000000600.h5"]
+        "weights-000000400.h5",
+        "weights-000000500.h5",
+        "weights-000000600.h5",
+    ]
     steps = _json(resumed / "metrics.json")["nb_steps"]
-    assert steps == sorted(steps) and 300 < steps[0] and steps[-1] <= 600
+    assert steps == sorted(steps) and steps[0] > 300 and steps[-1] <= 600
     assert min(s for values in _scalars(resumed).values() for s, _ in values) > 300
 
 
@@ -228,8 +245,9 @@ def test_resume_from_a_crashed_run_starts_at_its_newest_checkpoint(runs, crashed
 # ---------------------------------------------------------------------------------------------
 # runs table
 
+
 def test_runs_table_lists_finished_resumed_and_crashed_runs(runs, parent, resumed, crashed):
-    from harness.runs_table import NO_SUMMARY, find_runs, format_table
+    from harness.report.runs_table import NO_SUMMARY, find_runs, format_table
 
     rows = {row.path: row for row in find_runs(runs)}
     assert rows[str(parent)].status == "finished" and rows[str(parent)].steps == "300"
@@ -250,11 +268,12 @@ def test_runs_table_lists_finished_resumed_and_crashed_runs(runs, parent, resume
 
 
 def test_runs_table_is_newest_first_and_shows_unreadable_runs(tmp_path, parent):
-    from harness.runs_table import find_runs
+    from harness.report.runs_table import find_runs
 
     config = _json(parent / "config.json")
-    for index, created in enumerate(["2026-01-02T10:00:00+00:00", "2026-03-01T09:00:00+00:00",
-                                     "2026-02-15T23:59:59+00:00"]):
+    for index, created in enumerate(
+        ["2026-01-02T10:00:00+00:00", "2026-03-01T09:00:00+00:00", "2026-02-15T23:59:59+00:00"]
+    ):
         run_dir = tmp_path / "catch_dense" / f"run{index}"
         run_dir.mkdir(parents=True)
         config["run"]["created"] = created
@@ -272,6 +291,7 @@ def test_runs_table_is_newest_first_and_shows_unreadable_runs(tmp_path, parent):
 # ---------------------------------------------------------------------------------------------
 # Bad run directories: one line, exit 2, nothing written
 
+
 def _broken_copy(parent: Path, where: Path, break_it) -> Path:
     copy = where / "catch_dense" / "broken"
     shutil.copytree(parent, copy)
@@ -284,8 +304,8 @@ def _truncate(path: Path) -> None:
 
 
 def _other_architecture(copy: Path) -> None:
-    from harness.compat import backend
-    from harness.models import dense
+    from harness.kerasrl.compat import backend
+    from harness.kerasrl.models import dense
 
     (copy / "model.json").write_text(dense((1, 8, 8), 3, hidden=[16]).to_json())
     backend.clear_session()
@@ -293,7 +313,7 @@ def _other_architecture(copy: Path) -> None:
 
 def _code_in_model_json(copy: Path) -> None:
     """A model.json carrying Python bytecode (a Lambda layer): Keras refuses it, and so must play."""
-    from harness.compat import backend, keras
+    from harness.kerasrl.compat import backend, keras
 
     model = keras.Sequential([keras.layers.InputLayer(input_shape=(1, 8, 8)), keras.layers.Lambda(lambda x: x * 2)])
     (copy / "model.json").write_text(model.to_json())
@@ -332,13 +352,16 @@ def test_play_of_a_broken_run_is_one_line_and_writes_nothing(case, parent, tmp_p
     assert _snapshot(tmp_path) == before
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["play", "{missing}"], "is not a directory"),
-    (["play", "{parent}", "--gif", "{tmp}/weights.h5"], "expected a file name ending in .gif"),
-    (["play", "{parent}", "--episodes", "0"], "EPISODES='0'"),
-    (["play", ""], "no run directory given"),
-    (["runs", "--runs-dir", "{missing}"], "is not a directory"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["play", "{missing}"], "is not a directory"),
+        (["play", "{parent}", "--gif", "{tmp}/weights.h5"], "expected a file name ending in .gif"),
+        (["play", "{parent}", "--episodes", "0"], "EPISODES='0'"),
+        (["play", ""], "no run directory given"),
+        (["runs", "--runs-dir", "{missing}"], "is not a directory"),
+    ],
+)
 def test_play_and_runs_bad_arguments(args, fragment, parent, tmp_path, capsys):
     from harness.cli import main
 
@@ -365,11 +388,17 @@ RESUME_BROKEN = {
     "malformed config.json": (lambda d: (d / "config.json").write_text("[1, 2"), [], "not valid JSON"),
     "truncated weights": (_truncate_every_weights_file, ["--steps", "600"], "can't be read as HDF5 weights"),
     "another experiment": (_rename_experiment, [], "is a run of experiment 'catch_graves', not 'catch_dense'"),
-    "other architecture": (lambda d: None, ["--steps", "600", "--set", 'network_kwargs={"hidden":[16]}'],
-                           "does not fit the network of experiment 'catch_dense'"),
+    "other architecture": (
+        lambda d: None,
+        ["--steps", "600", "--set", 'network_kwargs={"hidden":[16]}'],
+        "does not fit the network of experiment 'catch_dense'",
+    ),
     "nothing left to train": (lambda d: None, [], "already reached step 300 of nb_steps=300"),
-    "nothing saved": (lambda d: [(d / "weights.h5").unlink(), shutil.rmtree(d / "checkpoints")], ["--steps", "600"],
-                      "nothing to resume from"),
+    "nothing saved": (
+        lambda d: [(d / "weights.h5").unlink(), shutil.rmtree(d / "checkpoints")],
+        ["--steps", "600"],
+        "nothing to resume from",
+    ),
 }
 
 
@@ -401,10 +430,16 @@ def test_make_runs_and_tensorboard_targets(runs, parent, tmp_path):
 
     from tests.helpers import ROOT
 
-    result = subprocess.run(["make", "-s", "runs", f"RUNS={runs}"], cwd=ROOT, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        ["make", "-s", "runs", f"RUNS={runs}"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert str(parent) in result.stdout and result.stdout.startswith("experiment")
-    result = subprocess.run(["make", "-s", "tensorboard", f"RUNS={tmp_path / 'nope'}"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        ["make", "-s", "tensorboard", f"RUNS={tmp_path / 'nope'}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode != 0 and "is not a directory" in result.stderr

@@ -1,11 +1,12 @@
 """The runner end to end with a tiny budget: files, summary, reload, reproducibility."""
+
 import json
 
 import numpy as np
 import pytest
 
-from harness.experiment import load_experiment
-from harness.runner import run
+from harness.core.registry import load_experiment
+from harness.run.runner import run
 from tests.helpers import tiny
 
 
@@ -45,7 +46,7 @@ def test_summary_fields(smoke_run):
 
 
 def test_weights_reload_into_a_fresh_model(smoke_run):
-    from harness.compat import backend, keras
+    from harness.kerasrl.compat import backend, keras
 
     exp, run_dir = smoke_run
     backend.clear_session()

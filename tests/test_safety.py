@@ -1,4 +1,5 @@
 """No untrusted deserialization anywhere in the project: no pickle, eval/exec, marshal or unsafe YAML."""
+
 import ast
 from pathlib import Path
 
@@ -24,7 +25,8 @@ def _problems(path: Path) -> list[str]:
             # np.load(..., allow_pickle=True) and torch-style loaders unpickle too.
             for keyword in node.keywords:
                 if keyword.arg == "allow_pickle" and not (
-                        isinstance(keyword.value, ast.Constant) and keyword.value.value is False):
+                    isinstance(keyword.value, ast.Constant) and keyword.value.value is False
+                ):
                     found.append(f"allow_pickle at line {node.lineno}")
     return [f"{path.relative_to(ROOT)}: {p}" for p in found]
 
@@ -40,8 +42,9 @@ def test_no_untrusted_deserialization():
 
 def test_the_scanner_catches_what_it_should(tmp_path):
     bad = tmp_path / "bad.py"
-    bad.write_text("import pickle\nfrom yaml import load\nx = eval('1')\nimport numpy as np\n"
-                   "np.load('f', allow_pickle=True)\n")
+    bad.write_text(
+        "import pickle\nfrom yaml import load\nx = eval('1')\nimport numpy as np\nnp.load('f', allow_pickle=True)\n"
+    )
     rel = bad.relative_to(tmp_path)
     global ROOT
     saved, ROOT = ROOT, tmp_path

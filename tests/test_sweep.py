@@ -5,6 +5,7 @@ process killed with SIGKILL after it has created its run directory (the way a ru
 kernel's OOM killer or a lost node ends it): the sweep must report it with its log, let the others
 finish, still write the table and the plot, and exit non-zero.
 """
+
 import json
 import math
 import os
@@ -17,17 +18,20 @@ from pathlib import Path
 import psutil
 import pytest
 
-from harness import sweep
-from harness.errors import UserError
+from harness.core.errors import UserError
+from harness.launch import sweep
 from tests.helpers import ROOT, TINY, cli
 
 TINY_ARGS = ["--steps", str(TINY["nb_steps"])] + [
-    arg for key in ("nb_steps_warmup", "memory_limit", "eval_episodes", "checkpoint_interval", "eps_anneal_steps")
-    for arg in ("--set", f"{key}={TINY[key]}")]
+    arg
+    for key in ("nb_steps_warmup", "memory_limit", "eval_episodes", "checkpoint_interval", "eps_anneal_steps")
+    for arg in ("--set", f"{key}={TINY[key]}")
+]
 
 
 # ---------------------------------------------------------------------------------------------
 # Planning (no TensorFlow)
+
 
 def test_seeds_are_a_count_or_a_list():
     assert sweep.parse_seeds("5") == (0, 1, 2, 3, 4)
@@ -46,52 +50,98 @@ def test_threads_split_the_cores():
 
 
 def test_plan_is_every_name_times_every_seed(tmp_path):
-    plan = sweep.plan_sweep(["catch_dense", "catch_graves"], (0, 1, 2), steps=50, overrides=["gamma=0.9"],
-                            runs_dir=tmp_path / "r")
+    plan = sweep.plan_sweep(
+        ["catch_dense", "catch_graves"], (0, 1, 2), steps=50, overrides=["gamma=0.9"], runs_dir=tmp_path / "r"
+    )
     assert [(s.name, s.seed) for s in plan.specs] == [
-        ("catch_dense", 0), ("catch_dense", 1), ("catch_dense", 2),
-        ("catch_graves", 0), ("catch_graves", 1), ("catch_graves", 2)]
+        ("catch_dense", 0),
+        ("catch_dense", 1),
+        ("catch_dense", 2),
+        ("catch_graves", 0),
+        ("catch_graves", 1),
+        ("catch_graves", 2),
+    ]
     argv = plan.specs[4].argv("py", plan.runs_dir)
-    assert argv == ["py", "-m", "harness", "run", "catch_graves", "--seed", "1", "--steps", "50",
-                    "--set", "gamma=0.9", "--runs-dir", str((tmp_path / "r").resolve())]
+    assert argv == [
+        "py",
+        "-m",
+        "harness",
+        "run",
+        "catch_graves",
+        "--seed",
+        "1",
+        "--steps",
+        "50",
+        "--set",
+        "gamma=0.9",
+        "--runs-dir",
+        str((tmp_path / "r").resolve()),
+    ]
 
 
-@pytest.mark.parametrize("args, fragment", [
-    ([], "no experiments given"),
-    (["catch_dens"], "did you mean catch_dense?"),
-    (["catch_dense", "catch_dense"], "NAMES lists 'catch_dense' twice"),
-    (["catch_dense", "--set", "gamma=2"], "gamma=2"),
-    (["catch_dense", "--seeds", "0"], "SEEDS='0'"),
-    (["catch_dense", "--workers", "0"], "WORKERS='0'"),
-    (["catch_dense", "--backend", "slurm"], "BACKEND='slurm'"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        ([], "no experiments given"),
+        (["catch_dens"], "did you mean catch_dense?"),
+        (["catch_dense", "catch_dense"], "NAMES lists 'catch_dense' twice"),
+        (["catch_dense", "--set", "gamma=2"], "gamma=2"),
+        (["catch_dense", "--seeds", "0"], "SEEDS='0'"),
+        (["catch_dense", "--workers", "0"], "WORKERS='0'"),
+        (["catch_dense", "--backend", "slurm"], "BACKEND='slurm'"),
+    ],
+)
 def test_mistakes_are_one_line_errors_before_any_run(tmp_path, args, fragment):
     result = cli("sweep", *args, "--runs-dir", str(tmp_path))
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
     assert [line for line in result.stderr.splitlines() if line.startswith("error:")] == [
-        line for line in result.stderr.splitlines() if line.strip()], result.stderr
+        line for line in result.stderr.splitlines() if line.strip()
+    ], result.stderr
     assert fragment in result.stderr
     assert not any(tmp_path.iterdir()), "nothing may be written for a rejected sweep"
 
 
 def test_make_sweep_passes_every_option():
-    result = subprocess.run(["make", "-n", "sweep", "NAMES=a b", "SEEDS=2", "STEPS=10", "WORKERS=3",
-                             "BACKEND=local", "SET=gamma=0.9 eval_episodes=2", "RUNS=/somewhere"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [
+            "make",
+            "-n",
+            "sweep",
+            "NAMES=a b",
+            "SEEDS=2",
+            "STEPS=10",
+            "WORKERS=3",
+            "BACKEND=local",
+            "SET=gamma=0.9 eval_episodes=2",
+            "RUNS=/somewhere",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     command = " ".join(result.stdout.replace("\\\n", " ").split())
-    assert ('-m harness sweep a b --seeds "2" --steps "10" --workers "3" --backend "local" '
-            "--set 'gamma=0.9' --set 'eval_episodes=2' --runs-dir \"/somewhere\"") in command
+    assert (
+        '-m harness sweep a b --seeds "2" --steps "10" --workers "3" --backend "local" '
+        "--set 'gamma=0.9' --set 'eval_episodes=2' --runs-dir \"/somewhere\""
+    ) in command
 
 
 def test_results_table_mean_sd_and_failures(tmp_path):
     def result(seed, code, score=None, sps=None):
         spec = sweep.RunSpec("catch_dense", seed, None, ())
-        summary = None if score is None else {"interrupted": False, "steps_per_second": sps,
-                                              "eval": {"score": score, "score_name": "catch_rate"}}
-        return sweep.RunResult(spec, tmp_path / spec.log_name, {
-            "started": True, "exit_code": code, "summary": summary, "log_tail": ["error: boom"]})
+        summary = (
+            None
+            if score is None
+            else {"interrupted": False, "steps_per_second": sps, "eval": {"score": score, "score_name": "catch_rate"}}
+        )
+        return sweep.RunResult(
+            spec,
+            tmp_path / spec.log_name,
+            {"started": True, "exit_code": code, "summary": summary, "log_tail": ["error: boom"]},
+        )
 
     results = [result(0, 0, 0.5, 100.0), result(1, 0, 0.7, 300.0), result(2, -9), result(3, 2)]
     table = sweep.results_table(["catch_dense"], results)
@@ -104,30 +154,43 @@ def test_results_table_mean_sd_and_failures(tmp_path):
 # ---------------------------------------------------------------------------------------------
 # Threads
 
+
 def test_thread_setting_reaches_the_graph_mode_session():
     """DQN_HARNESS_THREADS sizes the pools of the tf.compat.v1 Session that keras-rl trains in."""
-    code = ("import harness.compat; from tf_keras.src import backend as b; "
-            "c = b.get_session()._config; print(c.intra_op_parallelism_threads, c.inter_op_parallelism_threads)")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "DQN_HARNESS_THREADS": "1"}
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=120)
+    code = (
+        "import harness.kerasrl.compat; from tf_keras.src import backend as b; "
+        "c = b.get_session()._config; print(c.intra_op_parallelism_threads, c.inter_op_parallelism_threads)"
+    )
+    env = {**os.environ, "DQN_HARNESS_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["1", "1"]
 
 
 def test_bad_thread_setting_is_a_user_error():
     # Checked before TensorFlow is imported, so this process fails fast.
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "DQN_HARNESS_THREADS": "two"}
-    result = subprocess.run([sys.executable, "-c", "import harness.compat"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=120)
+    env = {**os.environ, "DQN_HARNESS_THREADS": "two"}
+    result = subprocess.run(
+        [sys.executable, "-c", "import harness.kerasrl.compat"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 1
-    assert "harness.errors.UserError: DQN_HARNESS_THREADS='two' is not allowed; expected a positive integer" \
+    assert (
+        "harness.core.errors.UserError: DQN_HARNESS_THREADS='two' is not allowed; expected a positive integer"
         in result.stderr
+    )
     assert "tensorflow" not in result.stderr.lower()
 
 
 # ---------------------------------------------------------------------------------------------
 # End to end
+
 
 def _kill_run_once_started(sweep_proc, runs_dir: Path, name: str, seed: int, timeout: float = 240) -> None:
     """SIGKILL the run process of (name, seed) once it has written its config.json."""
@@ -137,8 +200,12 @@ def _kill_run_once_started(sweep_proc, runs_dir: Path, name: str, seed: int, tim
         if list((runs_dir / name).glob(f"*-seed{seed}/config.json")):
             for proc in psutil.process_iter(["cmdline"]):
                 cmd = proc.info["cmdline"] or []
-                if (cmd[-2:] == ["--runs-dir", str(runs_dir)] and "run" in cmd and name in cmd
-                        and cmd[cmd.index("--seed") + 1] == str(seed)):
+                if (
+                    cmd[-2:] == ["--runs-dir", str(runs_dir)]
+                    and "run" in cmd
+                    and name in cmd
+                    and cmd[cmd.index("--seed") + 1] == str(seed)
+                ):
                     proc.kill()
                     return
         time.sleep(0.05)
@@ -147,10 +214,22 @@ def _kill_run_once_started(sweep_proc, runs_dir: Path, name: str, seed: int, tim
 
 def _sweep_with_one_killed(tmp_path: Path, seeds: int, extra: list[str], env: dict | None = None):
     runs_dir = (tmp_path / "runs").resolve()
-    args = [sys.executable, "-m", "harness", "sweep", "catch_dense", "--seeds", str(seeds), *TINY_ARGS,
-            "--runs-dir", str(runs_dir), *extra]
-    proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    args = [
+        sys.executable,
+        "-m",
+        "harness",
+        "sweep",
+        "catch_dense",
+        "--seeds",
+        str(seeds),
+        *TINY_ARGS,
+        "--runs-dir",
+        str(runs_dir),
+        *extra,
+    ]
+    proc = subprocess.Popen(
+        args, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         _kill_run_once_started(proc, runs_dir, "catch_dense", 1)
         out, err = proc.communicate(timeout=300)
@@ -218,10 +297,26 @@ def test_unreachable_ray_address_is_a_quick_one_line_error(tmp_path):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "harness", "sweep", "catch_dense", "--seeds", "1",
-                             "--backend", "ray", "--runs-dir", str(tmp_path)], cwd=ROOT,
-                            env={**os.environ, "PYTHONPATH": str(ROOT), "RAY_ADDRESS": f"127.0.0.1:{port}"},
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness",
+            "sweep",
+            "catch_dense",
+            "--seeds",
+            "1",
+            "--backend",
+            "ray",
+            "--runs-dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "RAY_ADDRESS": f"127.0.0.1:{port}"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2, result.stderr
     assert f"error: RAY_ADDRESS='127.0.0.1:{port}': nothing answers there" in result.stderr
     assert time.monotonic() - started < 30  # Ray alone would retry for minutes
@@ -240,10 +335,13 @@ def test_ray_sweep_joins_an_existing_cluster(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}  # Ray's default auth
-    head = subprocess.Popen([ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2",
-                             "--include-dashboard=false", "--block"], cwd=elsewhere,
-                            env={**env, "RAY_USAGE_STATS_ENABLED": "0"},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    head = subprocess.Popen(
+        [ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false", "--block"],
+        cwd=elsewhere,
+        env={**env, "RAY_USAGE_STATS_ENABLED": "0"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -254,10 +352,27 @@ def test_ray_sweep_joins_an_existing_cluster(tmp_path):
                 time.sleep(0.5)
         time.sleep(3)  # the raylet registers after the GCS answers
         runs_dir = (tmp_path / "runs").resolve()
-        result = subprocess.run([sys.executable, "-m", "harness", "sweep", "catch_dense", "--seeds", "2",
-                                 *TINY_ARGS, "--backend", "ray", "--runs-dir", str(runs_dir)], cwd=ROOT,
-                                env={**env, "PYTHONPATH": str(ROOT), "RAY_ADDRESS": f"127.0.0.1:{port}"},
-                                capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "harness",
+                "sweep",
+                "catch_dense",
+                "--seeds",
+                "2",
+                *TINY_ARGS,
+                "--backend",
+                "ray",
+                "--runs-dir",
+                str(runs_dir),
+            ],
+            cwd=ROOT,
+            env={**env, "RAY_ADDRESS": f"127.0.0.1:{port}"},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     finally:
         head.terminate()  # `ray start --block` stops the cluster's processes when it is stopped
         head.wait(timeout=60)

@@ -1,0 +1,29 @@
+"""How a run's episodes are scored, and the seeds its evaluation and validation episodes use."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+EVAL_SEED_OFFSET = 10_000  # evaluation episodes use seed + this, apart from the training stream
+# Validation rounds (which choose the weights to evaluate) use their own episodes, so that the
+# evaluation stays an independent measurement of the chosen weights.
+VALIDATION_SEED_OFFSET = 20_000
+
+
+class Episodes(Protocol):
+    """What scoring reads of played episodes (an agent's recorder or a scripted player's log)."""
+
+    returns: Sequence[float]
+    final_infos: Sequence[dict]
+
+
+def score_episodes(env: Any, played: Episodes) -> tuple[float, str]:
+    """The game's own score if its env class defines one (Catch: catch rate), else mean return."""
+    game = type(env.unwrapped)
+    scorer = getattr(game, "score_episodes", None)
+    if scorer is None:
+        return float(np.mean(played.returns)), "mean_return"
+    return float(scorer(played.final_infos)), str(getattr(game, "score_name", "score"))

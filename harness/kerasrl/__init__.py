@@ -1,0 +1,16 @@
+"""The keras-rl layer: the only code that imports keras-rl, TensorFlow or Keras.
+
+  compat       keras-rl2 1.0.5 on TensorFlow 2.21 / tf-keras (the only module that patches libraries)
+  adapters     gymnasium env -> keras-rl's old-gym fit/test loop
+  agents       env, processor, memory, policy and compiled agent from an Experiment; weights loading
+  fast         FastDQNAgent: one session call per train step
+  memory       RingMemory: the fast path's replay memory
+  models       network builders named by experiments
+  optimizers   RMSPropGraves, optimizers and losses by name
+  policies     the epsilon schedule that continues across a resume
+  processors   keras-rl processors (frame downsampling)
+  callbacks    metrics file, checkpoints, progress, validation (keras-rl callbacks)
+  tensorboard  TensorBoard scalars of a run (a keras-rl callback)
+
+May import: harness.core, `envs`. Every TensorFlow import goes through `compat` first.
+"""

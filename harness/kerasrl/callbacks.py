@@ -1,0 +1,291 @@
+"""keras-rl callbacks the runner adds to every run (users add their own through the schema).
+
+- `MetricsFileLogger`: keras-rl's FileLogger, writing metrics.json atomically and every few seconds.
+- `PruningCheckpoint`: keras-rl's ModelIntervalCheckpoint, atomic, keeping the newest K files.
+- `ProgressLogger`: one line per interval with steps/s and time left.
+- `EpisodeRecorder`: each episode's return and final `info` (the game's score lives there).
+- `BestWeightsKeeper`: periodic greedy validation (`play_greedy`), keeping the best weights.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from harness.core import files
+from harness.core.rundir import CHECKPOINTS, checkpoint_name, list_checkpoints
+from harness.kerasrl.compat import Callback, FileLogger, ModelIntervalCheckpoint
+
+
+class MetricsFileLogger(FileLogger):
+    """keras-rl's FileLogger, with two changes: the file is replaced atomically (keras-rl rewrites it
+    in place, so a crash mid-write loses every episode), and it is flushed every `flush_seconds`
+    rather than every N episodes (episode lengths vary by orders of magnitude during training).
+    `step_offset` makes `nb_steps` the global step when a run resumes (episodes still count from 0)."""
+
+    def __init__(self, filepath: str | Path, flush_seconds: float = 10.0, step_offset: int = 0) -> None:
+        super().__init__(str(filepath), interval=None)
+        self.flush_seconds = flush_seconds
+        self.step_offset = step_offset
+        self._last_flush = time.monotonic()
+
+    def on_episode_end(self, episode: int, logs: dict) -> None:
+        if self.step_offset and "nb_steps" in logs:
+            logs = {**logs, "nb_steps": self.step_offset + int(logs["nb_steps"])}
+        super().on_episode_end(episode, logs)
+        if time.monotonic() - self._last_flush >= self.flush_seconds:
+            self.save_data()
+
+    def save_data(self) -> None:
+        if not self.data:
+            # keras-rl writes nothing before the first episode ends; a run stopped that early still
+            # gets a metrics.json, with every column present and empty.
+            names = list(getattr(self, "metrics_names", []))
+            names += ["episode_reward", "nb_episode_steps", "nb_steps", "episode", "duration"]
+            files.write_json(self.filepath, {name: [] for name in names})
+            return
+        order = np.argsort(self.data["episode"], kind="stable")
+        # np.array(...).tolist() turns NumPy scalars into JSON-ready Python numbers, as keras-rl does.
+        sorted_data = {key: np.array(values)[order].tolist() for key, values in self.data.items()}
+        files.write_json(self.filepath, sorted_data)
+        self._last_flush = time.monotonic()
+
+
+class PruningCheckpoint(ModelIntervalCheckpoint):
+    """keras-rl's ModelIntervalCheckpoint writing `weights-<step>.h5` atomically and keeping only the
+    newest `keep` of them in the run directory's checkpoints/. `step_offset` numbers the files by
+    global step when a run resumes."""
+
+    def __init__(self, run_dir: str | Path, interval: int, keep: int, step_offset: int = 0) -> None:
+        self.run_dir = Path(run_dir)
+        self.directory = self.run_dir / CHECKPOINTS
+        super().__init__(str(self.directory / "weights-{step:09d}.h5"), interval=interval)
+        self.keep = keep
+        self.step_offset = step_offset
+
+    def on_step_end(self, step: int, logs: dict | None = None) -> None:
+        self.total_steps += 1
+        if self.total_steps % self.interval != 0:
+            return
+        global_step = self.step_offset + self.total_steps
+        path = self.directory / checkpoint_name(global_step)
+        files.write_with(path, lambda tmp: self.model.save_weights(tmp, overwrite=True))
+        for _, old in list_checkpoints(self.run_dir)[: -self.keep]:
+            old.unlink(missing_ok=True)
+
+
+class ProgressLogger(Callback):
+    """Progress on the console: step, percent, steps/s, time left, and the interval's episode return,
+    loss, mean Q and epsilon. Written for the harness because keras-rl's TrainIntervalLogger prints
+    neither speed nor time left and, off a terminal, nothing until each interval ends."""
+
+    def __init__(self, total_steps: int, interval: int, step_offset: int = 0, stream: TextIO | None = None) -> None:
+        super().__init__()
+        self.total_steps = total_steps
+        self.interval = max(1, interval)
+        self.step_offset = step_offset
+        self.stream = stream or sys.stdout
+        self.steps = 0
+        self._reset_interval()
+
+    def _reset_interval(self) -> None:
+        self.interval_start = time.monotonic()
+        self.interval_steps = 0
+        self.rewards: list[float] = []
+        self.metric_rows: list[Any] = []
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.train_start = time.monotonic()
+        self.metrics_names = list(self.model.metrics_names)
+        self._print(f"training for {self.total_steps} steps")
+
+    def on_step_end(self, step: int, logs: dict) -> None:
+        self.steps += 1
+        self.interval_steps += 1
+        self.metric_rows.append(logs.get("metrics"))
+        if self.steps % self.interval == 0 or self.steps == self.total_steps:
+            self._report()
+
+    def on_episode_end(self, episode: int, logs: dict) -> None:
+        self.rewards.append(float(logs["episode_reward"]))
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        elapsed = time.monotonic() - self.train_start
+        aborted = bool(logs and logs.get("did_abort"))
+        verb = "stopped" if aborted else "done"
+        self._print(
+            f"{verb} after {self.steps} steps in {elapsed:.1f}s ({self.steps / max(elapsed, 1e-9):.0f} steps/s)"
+        )
+
+    def _report(self) -> None:
+        now = time.monotonic()
+        rate = self.interval_steps / max(now - self.interval_start, 1e-9)
+        left = (self.total_steps - self.steps) / rate if rate > 0 else math.inf
+        parts = [
+            f"step {self.step_offset + self.steps:>8d}/{self.step_offset + self.total_steps}",
+            f"{100.0 * self.steps / self.total_steps:5.1f}%",
+            f"{rate:6.0f} steps/s",
+            f"left {_format_seconds(left)}",
+        ]
+        if self.rewards:
+            parts.append(f"episodes {len(self.rewards)} return {np.mean(self.rewards):.2f}")
+        rows = [r for r in self.metric_rows if r is not None and len(r) == len(self.metrics_names)]
+        if rows:
+            with np.errstate(all="ignore"):
+                table = np.array(rows, dtype=float)
+                for name in ("loss", "mean_q", "mean_eps"):
+                    if name in self.metrics_names:
+                        column = table[:, self.metrics_names.index(name)]
+                        if np.isfinite(column).any():
+                            parts.append(f"{name} {np.nanmean(column):.4g}")
+        self._print(" | ".join(parts))
+        self._reset_interval()
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+
+def _format_seconds(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds}s"
+
+
+class EpisodeRecorder(Callback):
+    """Each episode's return, length and final `info` (the env's own counters: balls caught, frames)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.returns: list[float] = []
+        self.lengths: list[int] = []
+        self.final_infos: list[dict] = []
+        self._last_info: dict = {}
+
+    def on_episode_begin(self, episode: int, logs: dict | None = None) -> None:
+        self._last_info = {}
+
+    def on_step_end(self, step: int, logs: dict) -> None:
+        # keras-rl sums numeric info values over action repetitions; the env's own last info is
+        # exact, so read it from the adapter when there is one.
+        self._last_info = dict(getattr(self.env, "last_info", None) or logs.get("info", {}))
+
+    def on_episode_end(self, episode: int, logs: dict) -> None:
+        self.returns.append(float(logs["episode_reward"]))
+        self.lengths.append(int(logs.get("nb_steps", logs.get("nb_episode_steps", 0))))
+        self.final_infos.append(self._last_info)
+
+
+def play_greedy(agent: Any, env: Any, episodes: int, action_repetition: int = 1) -> EpisodeRecorder:
+    """Play `episodes` greedy episodes of `agent` on `env` without changing the agent's state.
+
+    The same loop as keras-rl's `Agent.test` (processor calls, zero-padded window of the last
+    `window_length` observations, action repetition, greedy test policy), written out because
+    `test` resets `agent.step`, the step counter that drives training, so it cannot run inside
+    `fit`. Returns an EpisodeRecorder holding each episode's return, length and final `info`.
+    """
+    recorder = EpisodeRecorder()
+    processor = agent.processor
+    window = int(getattr(agent.memory, "window_length", 1))
+    for _ in range(episodes):
+        observation = env.reset()
+        if processor is not None:
+            observation = processor.process_observation(observation)
+        states = [np.zeros_like(observation)] * (window - 1) + [observation]
+        total, steps, done, info = 0.0, 0, False, {}
+        while not done:
+            q_values = agent.compute_q_values(states)
+            action = agent.test_policy.select_action(q_values=q_values)
+            if processor is not None:
+                action = processor.process_action(action)
+            for _ in range(action_repetition):
+                observation, reward, done, info = env.step(action)
+                if processor is not None:
+                    observation, reward, done, info = processor.process_step(observation, reward, done, info)
+                total += float(reward)
+                if done:
+                    break
+            steps += 1
+            states = states[1:] + [observation]  # always the last `window` observations
+        recorder.returns.append(total)
+        recorder.lengths.append(steps)
+        recorder.final_infos.append(dict(getattr(env, "last_info", None) or info))
+    return recorder
+
+
+class BestWeightsKeeper(Callback):
+    """Every `interval` training steps, play `episodes` greedy validation episodes on a fresh env
+    seeded with `seed` (the same episodes each round) and save the weights whenever the game's score
+    beats every earlier round, to `path` (atomically).
+
+    DQN's greedy policy swings by tens of percent between neighbouring checkpoints while the
+    training return looks flat; keeping the best validated weights (as rl-baselines3-zoo's
+    EvalCallback keeps best_model) evaluates the agent at its best rather than wherever the budget
+    happened to end. `make_env()` builds the validation env; `score(env, recorder)` turns the
+    episodes into the game's (score, score name), as `harness.run.runner.score_episodes` does.
+    `history` holds (global step, score) per round; `best` the best of them.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        interval: int,
+        episodes: int,
+        make_env: Any,
+        score: Any,
+        action_repetition: int = 1,
+        step_offset: int = 0,
+        stream: TextIO | None = None,
+    ) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.interval = interval
+        self.episodes = episodes
+        self.make_env = make_env
+        self.score = score
+        self.action_repetition = action_repetition
+        self.step_offset = step_offset
+        self.stream = stream or sys.stdout
+        self.steps = 0
+        self.history: list[tuple[int, float]] = []
+        self.best: tuple[int, float] | None = None
+        self.seconds = 0.0
+
+    def on_step_end(self, step: int, logs: dict | None = None) -> None:
+        self.steps += 1
+        if self.steps % self.interval == 0:
+            self.validate()
+
+    def validate(self) -> float:
+        """One validation round now; returns its score."""
+        started = time.monotonic()
+        env = self.make_env()
+        try:
+            recorder = play_greedy(self.model, env, self.episodes, self.action_repetition)
+            score, score_name = self.score(env, recorder)
+            score = float(score)
+        finally:
+            env.close()
+        global_step = self.step_offset + self.steps
+        self.history.append((global_step, score))
+        improved = self.best is None or score > self.best[1]
+        if improved:
+            files.write_with(self.path, lambda tmp: self.model.save_weights(tmp, overwrite=True))
+            self.best = (global_step, score)
+        self.seconds += time.monotonic() - started
+        print(
+            f"validation at step {global_step}: {score_name} {score:.3f} over {self.episodes} episodes"
+            f"{' (best so far, saved)' if improved else f' (best {self.best[1]:.3f} at step {self.best[0]})'}",
+            file=self.stream,
+            flush=True,
+        )
+        return score

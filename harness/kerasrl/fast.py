@@ -1,0 +1,280 @@
+"""The fast training path: keras-rl's DQNAgent and replay memory with the per-step overhead taken out.
+
+This module owns `FastDQNAgent`; its memory, `RingMemory`, is harness.kerasrl.memory's. Both are
+keras-rl classes (a `DQNAgent`, a `rl.memory.Memory`), so `fit`, `test`, keras-rl callbacks,
+policies and processors work unchanged; `harness.kerasrl.agents` picks them when an experiment
+has `fast_path=True` (the default).
+
+Why: keras-rl's stock DQNAgent spends most of its time around TensorFlow, not in it. Per train
+step it makes three Keras calls (`predict_on_batch` twice, `train_on_batch` once, which also
+resets each metric's variables with further session calls), builds the batch with per-sample
+Python loops and per-sample deep copies in `SequentialMemory.sample`, and fills the targets in a
+Python loop; per action it makes one more `predict_on_batch`. The network itself is tiny.
+
+What the fast path does instead, keeping keras-rl's semantics:
+
+* `RingMemory`: preallocated NumPy arrays (observations kept in their own dtype, so uint8 frames
+  stay uint8), a fixed size that never grows once full, and vectorised sampling that draws the
+  same indexes from the same random generators as `SequentialMemory` (Python's `random`, NumPy's
+  global generator) and returns the same transitions: the same `idx - 2` terminal check and
+  re-draw, windows zero-padded where they would reach back into a previous episode.
+* `FastDQNAgent.backward`: one session call per train step runs a single graph that computes the
+  targets (target network on state1; Double DQN's argmax of the online network on state1), the
+  masked element-wise loss (keras-rl's Huber with `delta_clip`, or the experiment's loss), the
+  metrics keras-rl reports (`loss`, the compiled metrics such as `mae`, `mean_q`) and the
+  optimizer's update (any legacy Keras optimizer, `RMSPropGraves` included), plus keras-rl's soft
+  target update when `target_model_update < 1`.
+* `FastDQNAgent.forward`: one session call of the online network per action.
+
+Session calls go through TensorFlow's callable API (`Session._make_callable_from_options`), the
+mechanism Keras' own `backend.function` uses underneath; calling it directly skips the per-call
+feed checks and variable-initialisation scan that `backend.function` repeats every call (about
+80 microseconds a call here, more than the network itself).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from harness.kerasrl.compat import (
+    CallableOptions,
+    DQNAgent,
+    backend,
+    clone_model,
+    huber_loss,
+    keras,
+    tf,
+)
+from harness.kerasrl.memory import RingMemory
+
+__all__ = ["FastDQNAgent"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Agent
+
+
+def _make_callable(session: Any, feeds: list, fetches: list, targets: list | None = None) -> Callable:
+    """A session callable: positional arrays for `feeds` -> list of fetched arrays (targets run too).
+
+    The same CallableOptions mechanism tf-keras' `backend.function` is built on, without its
+    per-call overhead (see the module docstring). Feeds must be arrays of the placeholders' dtype.
+    """
+    options = CallableOptions()
+    options.feed.extend(t.name for t in feeds)
+    options.fetch.extend(t.name for t in fetches)
+    options.target.extend(op.name for op in (targets or []))
+    return session._make_callable_from_options(options)
+
+
+class FastDQNAgent(DQNAgent):
+    """keras-rl's DQNAgent with one session call per train step and one per action.
+
+    Takes DQNAgent's arguments, plus `loss_fn`: the element-wise TD loss `(y_true, y_pred) ->
+    tensor` (None: keras-rl's Huber loss clipped at `delta_clip`, what stock `DQNAgent` trains
+    with). The model must have a single input (the networks in harness.kerasrl.models do).
+
+    Semantics kept from keras-rl (`rl/agents/dqn.py`): transitions are stored every
+    `memory_interval` steps; a batch is trained when `step > nb_steps_warmup` and
+    `step % train_interval == 0`; targets are `r + gamma * Q_target(s1, a*) * (1 - terminal1)` with
+    `a*` the online network's argmax (Double DQN) or the target network's (DQN); the loss is
+    `loss_fn(targets, Q(s0))` masked to the taken action, summed over actions and averaged over the
+    batch (plus any regulariser losses of the model); the target network is copied every
+    `target_model_update` steps (>= 1) or moved by that fraction every train step (< 1);
+    `backward` returns the metrics named by `metrics_names` (loss, the compiled metrics, mean_q,
+    then the policy's and the processor's), NaN where no training happened. The processor's
+    `process_state_batch` sees (batch, window, *observation) arrays, as with stock keras-rl.
+
+    One deliberate choice: keras-rl's soft target update reads the online weights in the same
+    session call as the optimizer writes them, in no defined order. Here the soft update always
+    uses the online weights from before this step's gradient step, and runs after the targets
+    were computed, so a seed gives the same numbers every time.
+    """
+
+    def __init__(self, *args: Any, loss_fn: Callable | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.loss_fn = loss_fn
+        self._metric_labels: list[str] = []
+
+    # --- compile: build the graphs once -------------------------------------------------------
+    def compile(self, optimizer: Any, metrics: list | None = None) -> None:
+        if isinstance(self.model.input, (list, tuple)) or len(self.model.inputs) != 1:
+            raise ValueError(
+                "FastDQNAgent needs a model with a single input; use keras-rl's DQNAgent "
+                "(fast_path=false) for multi-input models"
+            )
+        if not hasattr(optimizer, "get_updates"):
+            raise TypeError(
+                f"FastDQNAgent needs a legacy Keras optimizer (with get_updates), as keras-rl's "
+                f"graph-mode training does; got {optimizer!r}"
+            )
+        metrics = list(metrics or [])
+
+        # As keras-rl: the target network is a clone; neither model is trained through Keras, the
+        # compile calls only make `predict` and friends available to users.
+        self.target_model = clone_model(self.model, self.custom_model_objects)
+        self.target_model.compile(optimizer="sgd", loss="mse")
+        self.model.compile(optimizer="sgd", loss="mse")
+
+        model, target = self.model, self.target_model
+        state0 = model.input
+        self._input_dtype = state0.dtype.as_numpy_dtype
+        with backend.name_scope("fast_dqn"):
+            state1 = tf.compat.v1.placeholder(state0.dtype, shape=state0.shape, name="state1")
+            actions = tf.compat.v1.placeholder(tf.int32, shape=(None,), name="action")
+            rewards = tf.compat.v1.placeholder(tf.float32, shape=(None,), name="reward")
+            nonterminal = tf.compat.v1.placeholder(tf.float32, shape=(None,), name="not_terminal1")
+
+            # Targets, as keras-rl computes them in NumPy: gamma * q, masked by terminal1, plus r.
+            target_q1 = target(state1, training=False)
+            if self.enable_double_dqn:
+                best = tf.argmax(model(state1, training=False), axis=1, output_type=tf.int32)
+                q1 = tf.gather(target_q1, best, axis=1, batch_dims=1)
+            else:
+                q1 = tf.reduce_max(target_q1, axis=1)
+            returns = tf.stop_gradient(rewards + (self.gamma * q1) * nonterminal)
+            mask = tf.one_hot(actions, self.nb_actions, dtype=tf.float32)
+            targets = mask * returns[:, None]
+
+            # The loss keras-rl's Lambda layer computes, averaged over the batch as Keras does.
+            y_pred = model.output
+            loss_fn = self.loss_fn or (lambda y_true, y_hat: huber_loss(y_true, y_hat, self.delta_clip))
+            per_sample = backend.sum(loss_fn(targets, y_pred) * mask, axis=-1)
+            loss = tf.reduce_mean(per_sample)
+            if model.losses:
+                loss = loss + tf.add_n(model.losses)
+
+            # keras-rl's metrics are compiled on the Q output against the targets array.
+            metric_tensors, self._metric_labels = [], []
+            for metric in metrics:
+                fn = keras.metrics.get(metric) if isinstance(metric, str) else metric
+                metric_tensors.append(tf.reduce_mean(fn(targets, y_pred)))
+                self._metric_labels.append(metric if isinstance(metric, str) else metric.__name__)
+            metric_tensors.append(tf.reduce_mean(tf.reduce_max(y_pred, axis=-1)))  # keras-rl's mean_q
+            self._metric_labels.append("mean_q")
+
+            # Soft target update: reads of the online weights before the optimizer step, writes after
+            # the targets were computed (see the class docstring).
+            pre_reads = []
+            if self.target_model_update < 1.0:
+                pre_reads = [tf.identity(w) for w in model.weights]
+            with tf.control_dependencies(pre_reads):
+                updates = list(optimizer.get_updates(params=model.trainable_weights, loss=loss))
+                updates += model.get_updates_for(None) + model.get_updates_for(model.inputs)
+            update_ops = [u if isinstance(u, (tf.Operation, tf.Tensor)) else tf.compat.v1.assign(*u) for u in updates]
+            if self.target_model_update < 1.0:
+                # keras-rl's rule (rl.util.get_soft_target_model_updates): every weight of the
+                # target moves by tau towards the online network's.
+                tau = self.target_model_update
+                with tf.control_dependencies([returns]):
+                    for target_weight, online_read in zip(target.weights, pre_reads, strict=True):
+                        update_ops.append(
+                            tf.compat.v1.assign(target_weight, tau * online_read + (1.0 - tau) * target_weight)
+                        )
+            train_op = tf.group(*update_ops, name="train")
+
+            hard_update = tf.group(
+                *[tf.compat.v1.assign(t, s) for t, s in zip(target.weights, model.weights, strict=True)],
+                name="target_hard_update",
+            )
+
+            feeds = [state0, state1, actions, rewards, nonterminal]
+            learning_phase = backend.learning_phase()
+            self._train_learning_phase = isinstance(learning_phase, (tf.Tensor, tf.Variable))
+            if self._train_learning_phase:
+                feeds.append(learning_phase)  # Keras trains with the learning phase on (dropout etc.)
+
+        # get_session initialises the variables Keras tracks (the optimizer's slots and iterations).
+        session = tf.compat.v1.keras.backend.get_session()
+        self._session = session
+        self._train_fn = _make_callable(session, feeds, [loss] + metric_tensors, [train_op])
+        self._q_fn = _make_callable(session, [state0], [model.output])
+        self._hard_update_fn = _make_callable(session, [], [], [hard_update])
+        self.optimizer = optimizer
+        self.trainable_model = None  # the stock Keras training model is never built on this path
+        self.compiled = True
+        self.update_target_model_hard()  # the clone already has the weights; this checks the op runs
+
+    # --- keras-rl Agent interface ---------------------------------------------------------------
+    @property
+    def metrics_names(self) -> list[str]:
+        names = ["loss"] + list(self._metric_labels) + self.policy.metrics_names[:]
+        if self.processor is not None:
+            names += self.processor.metrics_names[:]
+        return names
+
+    def update_target_model_hard(self) -> None:
+        if getattr(self, "_hard_update_fn", None) is None:
+            super().update_target_model_hard()
+        else:
+            self._hard_update_fn()
+
+    def _states(self, batch: np.ndarray) -> np.ndarray:
+        """A (batch, window, *obs) array -> the network's input array (processor, then dtype)."""
+        if self.processor is not None:
+            batch = self.processor.process_state_batch(batch)
+        return np.ascontiguousarray(batch, dtype=self._input_dtype)
+
+    def compute_batch_q_values(self, state_batch: Sequence) -> np.ndarray:
+        q_values = self._q_fn(self._states(np.asarray(state_batch)))[0]
+        assert q_values.shape == (len(state_batch), self.nb_actions)
+        return q_values
+
+    def compute_q_values(self, state: Sequence) -> np.ndarray:
+        return self._q_fn(self._states(np.asarray(state)[None]))[0][0]
+
+    def forward(self, observation: Any) -> Any:
+        state = self.memory.get_recent_state(observation)
+        q_values = self.compute_q_values(state)
+        if self.training:
+            action = self.policy.select_action(q_values=q_values)
+        else:
+            action = self.test_policy.select_action(q_values=q_values)
+        self.recent_observation = observation
+        self.recent_action = action
+        return action
+
+    def backward(self, reward: float, terminal: bool) -> list:
+        step = int(self.step)
+        if step % self.memory_interval == 0:
+            self.memory.append(self.recent_observation, self.recent_action, reward, terminal, training=self.training)
+        if not self.training:
+            return [np.nan] * len(self.metrics_names)
+
+        if step > self.nb_steps_warmup and step % self.train_interval == 0:
+            state0, actions, rewards, state1, terminal1 = self._sample()
+            feeds = [
+                self._states(state0),
+                self._states(state1),
+                actions.astype(np.int32),
+                rewards.astype(np.float32),
+                (~terminal1).astype(np.float32),
+            ]
+            if self._train_learning_phase:
+                feeds.append(np.array(True))
+            metrics = [float(v) for v in self._train_fn(*feeds)]
+            metrics += self.policy.metrics
+            if self.processor is not None:
+                metrics += self.processor.metrics
+        else:
+            metrics = [np.nan] * len(self.metrics_names)
+
+        if self.target_model_update >= 1 and step % self.target_model_update == 0:
+            self.update_target_model_hard()
+        return metrics
+
+    def _sample(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """A training batch as arrays (any keras-rl memory works; RingMemory skips the lists)."""
+        if isinstance(self.memory, RingMemory):
+            return self.memory.sample_arrays(self.batch_size)
+        experiences = self.memory.sample(self.batch_size)
+        return (
+            np.array([e.state0 for e in experiences]),
+            np.array([e.action for e in experiences]),
+            np.array([e.reward for e in experiences]),
+            np.array([e.state1 for e in experiences]),
+            np.array([bool(e.terminal1) for e in experiences]),
+        )

@@ -1,0 +1,151 @@
+"""The fast path's replay memory, `RingMemory`: keras-rl's `SequentialMemory` in preallocated NumPy
+ring buffers (see harness.kerasrl.fast for why the fast path exists)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from harness.kerasrl.compat import Experience, Memory, sample_batch_indexes
+
+__all__ = ["RingMemory"]
+
+
+class RingMemory(Memory):
+    """keras-rl's `SequentialMemory`, stored in preallocated NumPy ring buffers.
+
+    Same interface and semantics as `SequentialMemory(limit, window_length=...)`: `append`,
+    `sample(batch_size, batch_idxs=None)` returning keras-rl `Experience` tuples, `nb_entries`,
+    `get_recent_state` (keras-rl's own, from `Memory`), `get_config`. Logical index 0 is the
+    oldest stored transition, as in SequentialMemory's deques; for the same appends and the same
+    `batch_idxs` both return the same transitions.
+
+    `sample_arrays` returns the batch as arrays, which is what `FastDQNAgent` trains on:
+    state0 and state1 of shape (batch, window_length, *observation_shape) in the observations'
+    own dtype, actions, rewards and terminal1 flags of shape (batch,).
+
+    The observation buffer is allocated at the first stored observation (its shape and dtype are
+    not known before); after that nothing is allocated per step, so memory use stops growing
+    once `limit` transitions are stored.
+    """
+
+    def __init__(self, limit: int, window_length: int = 1, ignore_episode_boundaries: bool = False) -> None:
+        super().__init__(window_length=window_length, ignore_episode_boundaries=ignore_episode_boundaries)
+        if int(limit) < 1:
+            raise ValueError(f"RingMemory: limit must be a positive integer; got {limit!r}")
+        self.limit = int(limit)
+        self.observations: np.ndarray | None = None
+        self.actions = np.zeros(self.limit, dtype=np.int64)
+        self.rewards = np.zeros(self.limit, dtype=np.float64)
+        self.terminals = np.zeros(self.limit, dtype=bool)
+        self._next = 0  # physical slot the next transition goes to
+        self._count = 0  # transitions stored (at most limit)
+
+    # --- keras-rl Memory interface ------------------------------------------------------------
+    @property
+    def nb_entries(self) -> int:
+        """Number of stored transitions (as SequentialMemory: at most `limit`)."""
+        return self._count
+
+    def append(self, observation: Any, action: Any, reward: float, terminal: bool, training: bool = True) -> None:
+        """Store one transition: in `observation`, `action` gave `reward`; `terminal` says whether
+        the next state is terminal. Outside training only the recent-state window is updated."""
+        super().append(observation, action, reward, terminal, training=training)
+        if not training:
+            return
+        if self.observations is None:
+            first = np.asarray(observation)
+            if first.dtype == object:
+                raise TypeError(
+                    "RingMemory stores array observations; got an observation of type "
+                    f"{type(observation).__name__} (use SequentialMemory, fast_path=false)"
+                )
+            self.observations = np.zeros((self.limit, *first.shape), dtype=first.dtype)
+        slot = self._next
+        self.observations[slot] = observation
+        self.actions[slot] = action
+        self.rewards[slot] = reward
+        self.terminals[slot] = terminal
+        self._next = (slot + 1) % self.limit
+        if self._count < self.limit:
+            self._count += 1
+
+    def sample(self, batch_size: int, batch_idxs: Sequence[int] | None = None) -> list:
+        """A batch as keras-rl `Experience` tuples (state0 and state1 as lists of observations)."""
+        state0, actions, rewards, state1, terminal1 = self.sample_arrays(batch_size, batch_idxs)
+        return [
+            Experience(
+                state0=list(state0[k]),
+                action=actions[k],
+                reward=rewards[k],
+                state1=list(state1[k]),
+                terminal1=bool(terminal1[k]),
+            )
+            for k in range(len(actions))
+        ]
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config["limit"] = self.limit
+        return config
+
+    # --- vectorised sampling ------------------------------------------------------------------
+    def _physical(self, logical: np.ndarray) -> np.ndarray:
+        """Logical index (0 = oldest stored) -> slot in the ring buffers."""
+        return (logical + (self._next - self._count)) % self.limit
+
+    def sample_indexes(self, batch_size: int, batch_idxs: Sequence[int] | None = None) -> np.ndarray:
+        """SequentialMemory's choice of transitions, as logical indexes of state1's observation.
+
+        Draws `batch_idxs` as keras-rl does (`sample_batch_indexes(window_length, nb_entries - 1)`,
+        from Python's `random`, or NumPy's global generator with replacement when there are fewer
+        entries than `batch_size`), adds one, and re-draws, one at a time in batch order as
+        keras-rl does, each transition whose state0 follows a terminal (the env was reset there).
+        """
+        if self._count < self.window_length + 2:
+            raise ValueError(
+                f"not enough entries in the memory: {self._count} stored, sampling needs "
+                f"at least window_length + 2 = {self.window_length + 2}"
+            )
+        if batch_idxs is None:
+            batch_idxs = sample_batch_indexes(self.window_length, self._count - 1, size=batch_size)
+        idx = np.array(batch_idxs, dtype=np.int64) + 1
+        if idx.shape != (batch_size,):
+            raise ValueError(f"batch_idxs has {idx.size} entries; expected batch_size={batch_size}")
+        if idx.min() < self.window_length + 1 or idx.max() >= self._count:
+            raise ValueError(f"batch_idxs must lie in [{self.window_length}, {self._count - 2}]")
+        after_terminal = self.terminals[self._physical(idx - 2)]
+        for k in np.flatnonzero(after_terminal):
+            i = int(idx[k])
+            while self.terminals[self._physical(i - 2)]:
+                i = int(sample_batch_indexes(self.window_length + 1, self._count, size=1)[0])
+            idx[k] = i
+        return idx
+
+    def sample_arrays(
+        self, batch_size: int, batch_idxs: Sequence[int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(state0, actions, rewards, state1, terminal1) for a batch chosen as `sample` chooses it."""
+        idx = self.sample_indexes(batch_size, batch_idxs)
+        wl = self.window_length
+        last = self._physical(idx - 1)
+        following = self._physical(idx)
+        obs = self.observations
+        if wl == 1:
+            state0 = obs[last][:, None]
+            state1 = obs[following][:, None]
+        else:
+            # Window position p holds the observation at logical idx - wl + p (p = wl - 1 is the
+            # newest). Position p is zeroed when a terminal lies between it and the newest one,
+            # i.e. when any of terminals[idx - wl - 1 + q] for q >= p is set, as SequentialMemory
+            # stops walking back at the first terminal it meets.
+            window = idx[:, None] - wl + np.arange(wl)[None, :]
+            state0 = obs[self._physical(window)]
+            if not self.ignore_episode_boundaries:
+                crossing = self.terminals[self._physical(window[:, :-1] - 1)]
+                zeroed = np.logical_or.accumulate(crossing[:, ::-1], axis=1)[:, ::-1]
+                state0[:, :-1][zeroed] = 0
+            state1 = np.concatenate([state0[:, 1:], obs[following][:, None]], axis=1)
+        return state0, self.actions[last], self.rewards[last], state1, self.terminals[last]

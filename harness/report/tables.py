@@ -1,0 +1,184 @@
+"""Tables of results, as Markdown, CSV and aligned console text, and the statistics in them.
+
+The final-metrics table (one row per experiment, mean and sample standard deviation over its
+runs): the evaluation score and mean return from summary.json, and the training loss, mean Q and
+episode reward averaged over the last `FINAL_FRACTION` of a run's episodes. Read from the run
+directories only (harness.core.rundir), without TensorFlow.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.core import files
+from harness.core.errors import UserError
+from harness.core.rundir import RunLog, load_run
+
+FINAL_FRACTION = 0.10  # "final" metrics: the last 10% of a run's episodes
+
+# Table columns: (key, Markdown header). `*_mean`/`*_std` pairs are shown as "mean ± std".
+TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("experiment", "experiment"),
+    ("runs", "runs"),
+    ("score", "eval {score_name}"),
+    ("eval_return", "eval mean return"),
+    ("final_reward", "final train reward"),
+    ("final_loss", "final loss"),
+    ("final_mean_q", "final mean Q"),
+    ("steps_per_second", "steps/s"),
+)
+_PAIRED = ("score", "eval_return", "final_reward", "final_loss", "final_mean_q", "steps_per_second")
+
+
+def final_value(run: RunLog, key: str, fraction: float = FINAL_FRACTION) -> float:
+    """Mean of `key` over the last `fraction` of the run's episodes (NaN entries skipped)."""
+    values = run.metrics.get(key)
+    if values is None or values.size == 0:
+        return math.nan
+    tail = values[-max(1, math.ceil(fraction * values.size)) :]
+    tail = tail[np.isfinite(tail)]
+    return float(tail.mean()) if tail.size else math.nan
+
+
+def mean_std(values: Sequence[float | None]) -> tuple[float, float]:
+    """Mean and sample standard deviation of the finite values (NaN where undefined)."""
+    finite = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    if finite.size == 0:
+        return math.nan, math.nan
+    std = float(finite.std(ddof=1)) if finite.size > 1 else math.nan
+    return float(finite.mean()), std
+
+
+def summary_table(groups: Mapping[str, Sequence[str | Path | RunLog]]) -> list[dict[str, Any]]:
+    """One row per group: run count and the mean and sample std over its runs of the final metrics.
+
+    Keys: experiment, runs, evaluated (runs with an evaluation), score_name, and `<m>_mean` /
+    `<m>_std` for m in score, eval_return, final_reward, final_loss, final_mean_q, steps_per_second.
+    """
+    rows = []
+    for label, group in load_groups(groups).items():
+        evals = [r.summary["eval"] for r in group if r.summary and r.summary.get("eval")]
+        names = sorted({e.get("score_name", "score") for e in evals})
+        per_run = {
+            "score": [float(e["score"]) for e in evals],
+            "eval_return": [float(e["mean_return"]) for e in evals],
+            "final_reward": [final_value(r, "episode_reward") for r in group],
+            "final_loss": [final_value(r, "loss") for r in group],
+            "final_mean_q": [final_value(r, "mean_q") for r in group],
+            "steps_per_second": [
+                float(r.summary["steps_per_second"])
+                for r in group
+                if r.summary and r.summary.get("steps_per_second") is not None
+            ],
+        }
+        row: dict[str, Any] = {
+            "experiment": label,
+            "runs": len(group),
+            "evaluated": len(evals),
+            "score_name": "/".join(names) or "score",
+        }
+        for key, values in per_run.items():
+            row[f"{key}_mean"], row[f"{key}_std"] = mean_std(values)
+        rows.append(row)
+    return rows
+
+
+def _fmt(value: float) -> str:
+    if value is None or not math.isfinite(value):
+        return "–"
+    if value == 0:
+        return "0"
+    if value != 0 and abs(value) < 0.01:
+        return f"{value:.2e}"
+    return f"{value:,.3f}" if abs(value) < 100 else f"{value:,.0f}"
+
+
+def format_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The table as Markdown: "mean ± std" over runs (std shown only with two or more runs)."""
+    score_names = {row["score_name"] for row in rows}
+    score_name = score_names.pop() if len(score_names) == 1 else "score"
+    headers = [header.format(score_name=score_name) for _, header in TABLE_COLUMNS]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for row in rows:
+        cells = []
+        for key, _ in TABLE_COLUMNS:
+            if key in _PAIRED:
+                mean, std = row[f"{key}_mean"], row[f"{key}_std"]
+                cells.append(_fmt(mean) + (f" ± {_fmt(std)}" if math.isfinite(std) else ""))
+            elif key == "experiment":
+                cells.append(f"`{row[key]}`")
+            elif key == "runs" and row["evaluated"] != row["runs"]:
+                cells.append(f"{row['runs']} ({row['evaluated']} evaluated)")
+            else:
+                cells.append(str(row[key]))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+CSV_FIELDS: tuple[str, ...] = ("experiment", "runs", "evaluated", "score_name") + tuple(
+    f"{key}_{stat}" for key in _PAIRED for stat in ("mean", "std")
+)
+
+
+def format_csv(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The table as CSV, one column per statistic, full precision; empty where undefined."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(
+            {k: ("" if isinstance(row[k], float) and not math.isfinite(row[k]) else row[k]) for k in CSV_FIELDS}
+        )
+    return buffer.getvalue()
+
+
+def write_table(
+    groups: Mapping[str, Sequence[str | Path | RunLog]], out_md: str | Path, out_csv: str | Path
+) -> list[dict[str, Any]]:
+    """Write the final-metrics table as Markdown and CSV (atomically); return its rows."""
+    rows = summary_table(groups)
+    files.write_text(out_md, format_markdown(rows))
+    files.write_text(out_csv, format_csv(rows))
+    return rows
+
+
+def load_groups(groups: Mapping[str, Sequence[str | Path | RunLog]]) -> dict[str, list[RunLog]]:
+    """Each group's runs loaded (run directories read, RunLogs kept); UserError when empty."""
+    if not groups or not any(groups.values()):
+        raise UserError("nothing to plot: no run directories given")
+    return {
+        name: [p if isinstance(p, RunLog) else load_run(p) for p in paths] for name, paths in groups.items() if paths
+    }
+
+
+def aligned(rows: Sequence[Sequence[str]], ragged_last: bool = False) -> str:
+    """Plain text columns, the first row a header; `ragged_last` leaves the last column unpadded
+    and underlines the header (the sweep's table, whose last column holds long reasons)."""
+    count = len(rows[0])
+    padded = count - 1 if ragged_last else count
+    widths = [max(len(row[i]) for row in rows) for i in range(padded)]
+    lines = [
+        "  ".join([cell.ljust(width) for cell, width in zip(row, widths, strict=False)] + list(row[padded:])).rstrip()
+        for row in rows
+    ]
+    if ragged_last:
+        lines.insert(1, "  ".join(["-" * w for w in widths] + ["-" * len(rows[0][-1])]))
+    return "\n".join(lines)
+
+
+def mean_sd_text(values: Sequence[float | None]) -> str:
+    """'mean ± sample sd' ('mean' alone for one value, '–' for none)."""
+    mean, sd = mean_std(values)
+    if not math.isfinite(mean):
+        return "–"
+    digits = 3 if abs(mean) < 100 else 0
+    if not math.isfinite(sd):
+        return f"{mean:,.{digits}f}"
+    return f"{mean:,.{digits}f} ± {sd:,.{digits}f}"

@@ -1,0 +1,41 @@
+"""Greedy evaluation of an agent: keras-rl's `agent.test` on a fresh, seeded env, scored by the game."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from harness.core.schema import Experiment
+from harness.core.scoring import score_episodes
+from harness.kerasrl.agents import make_env
+from harness.kerasrl.callbacks import EpisodeRecorder
+
+
+def evaluate(
+    exp: Experiment, agent: Any, episodes: int, seed: int, render_mode: str | None = None, callbacks: list | None = None
+) -> dict[str, Any]:
+    """Greedy evaluation with keras-rl's `agent.test` on a fresh env seeded with `seed`."""
+    env = make_env(exp, seed=seed, render_mode=render_mode)
+    recorder = EpisodeRecorder()
+    try:
+        agent.test(
+            env,
+            nb_episodes=episodes,
+            action_repetition=exp.action_repetition,
+            visualize=False,
+            verbose=0,
+            callbacks=[recorder, *(callbacks or [])],
+        )
+        score, score_name = score_episodes(env, recorder)
+    finally:
+        env.close()
+    return {
+        "episodes": episodes,
+        "seed": seed,
+        "mean_return": float(np.mean(recorder.returns)),
+        "score": score,
+        "score_name": score_name,
+        "returns": recorder.returns,
+        "lengths": recorder.lengths,
+    }

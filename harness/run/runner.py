@@ -1,0 +1,365 @@
+"""The runner: one run of an experiment, as a short sequence of named steps (Dopamine's `Runner`).
+
+    build the seeded agent (and load the resumed weights)  -- every mistake a UserError, no files yet
+    make the run directory, write config.json
+    train with keras-rl's `fit` and the harness callbacks   -- a signal stops it at the next step
+    save metrics, model and final weights
+    choose the weights to evaluate (the best validated, with validation_interval)
+    evaluate greedily, and play the scripted players on the same episodes
+    write summary.json (last of the run's records), then demo.gif and curves.png
+
+The run directory's layout is harness.core.rundir's. Ctrl-C (SIGINT) or SIGTERM stops training
+at the next step; the run still saves its weights, metrics and a summary with
+`interrupted: true`, and `RunInterrupted` carries the exit code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import platform
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from harness.core import files, rundir
+from harness.core.rundir import ResumePoint
+from harness.core.schema import Experiment
+from harness.core.scoring import EVAL_SEED_OFFSET, VALIDATION_SEED_OFFSET, score_episodes
+from harness.core.signals import SignalCatcher, signal_name
+from harness.kerasrl.adapters import KerasRLEnv
+from harness.kerasrl.agents import build_agent, load_weights_checked, make_env, new_session
+from harness.kerasrl.callbacks import BestWeightsKeeper, MetricsFileLogger, ProgressLogger, PruningCheckpoint
+from harness.kerasrl.tensorboard import TensorBoardLogger
+from harness.run.evaluation import evaluate
+from harness.run.resume import find_start
+
+__all__ = ["EVAL_SEED_OFFSET", "VALIDATION_SEED_OFFSET", "RunInterrupted", "evaluate", "run", "seed_everything"]
+
+
+class RunInterrupted(Exception):
+    """Training was stopped by a signal; the run directory holds what was done."""
+
+    def __init__(self, run_dir: Path, signal_number: int) -> None:
+        super().__init__(f"run interrupted by {signal_name(signal_number)}; saved in {run_dir}")
+        self.run_dir = run_dir
+        self.exit_code = 128 + signal_number
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and a fresh TensorFlow graph (keras-rl's policies and memory draw from
+    Python's `random` and NumPy's global generator)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    new_session(seed)
+
+
+@dataclasses.dataclass
+class _Run:
+    """What the steps of one run share."""
+
+    exp: Experiment
+    log: TextIO
+    resume: ResumePoint | None
+    env: KerasRLEnv
+    agent: Any
+    wall_start: float
+    run_dir: Path = Path()
+    started: dt.datetime = dt.datetime.min
+    file_logger: MetricsFileLogger | None = None
+    keeper: BestWeightsKeeper | None = None
+    train_seconds: float = 0.0
+    steps_this_run: int = 0
+    episodes: int = 0
+    evaluation: dict[str, Any] | None = None
+    eval_weights: str | None = None
+    signal_number: int | None = None
+
+    @property
+    def start_step(self) -> int:
+        return self.resume.step if self.resume is not None else 0
+
+    @property
+    def nb_steps(self) -> int:
+        """Steps this run trains (a resumed run: what is left of the total budget)."""
+        return self.exp.nb_steps - self.start_step
+
+    @property
+    def steps(self) -> int:
+        """The global step count reached."""
+        return self.start_step + self.steps_this_run
+
+
+def run(
+    exp: Experiment,
+    runs_dir: str | Path = "runs",
+    command: list[str] | None = None,
+    log: TextIO | None = None,
+    resume_from: str | Path | None = None,
+) -> Path:
+    """Train, evaluate and save one run of `exp`; return its directory.
+
+    `resume_from`: a run directory of the same experiment to continue (harness.run.resume).
+    Raises UserError for mistakes in the experiment and RunInterrupted when stopped by a signal.
+    """
+    resume = find_start(exp, resume_from) if resume_from is not None else None
+    state = _build(exp, log or sys.stdout, resume)
+    try:
+        _make_run_dir(state, runs_dir, command)
+        callbacks = _callbacks(state)
+        with SignalCatcher() as catcher:
+            _train(state, callbacks, catcher)
+            _save_model(state)
+            if not catcher.stopped:
+                with catcher.interruptible():
+                    _choose_eval_weights(state)
+                    _evaluate(state)
+            state.signal_number = catcher.signal_number
+    finally:
+        state.env.close()
+    _write_summary(state)
+    if state.signal_number is None:
+        _write_demo(state)
+    _write_curves(state)
+    _report(state)
+    if state.signal_number is not None:
+        raise RunInterrupted(state.run_dir, state.signal_number)
+    return state.run_dir
+
+
+# ---------------------------------------------------------------------------------------------
+# The steps
+
+
+def _build(exp: Experiment, log: TextIO, resume: ResumePoint | None) -> _Run:
+    """The seeded env and agent; a bad env id, a network that does not build or resumed weights
+    that do not fit fail here, before the run directory exists."""
+    wall_start = time.monotonic()
+    seed_everything(exp.seed)
+    env = make_env(exp, seed=exp.seed)
+    try:
+        # A resumed run numbers everything by global step: the epsilon schedule (step_offset), the
+        # checkpoints, metrics.json's nb_steps, progress lines and TensorBoard.
+        agent = build_agent(exp, env, step_offset=resume.step if resume else 0)
+        if resume is not None:
+            # keras-rl's load_weights also copies them to the target network.
+            load_weights_checked(agent, resume.weights, f"the network of experiment {exp.name!r}")
+    except BaseException:
+        env.close()
+        raise
+    return _Run(exp=exp, log=log, resume=resume, env=env, agent=agent, wall_start=wall_start)
+
+
+def _say(state: _Run, text: str) -> None:
+    print(text, file=state.log, flush=True)
+
+
+def _make_run_dir(state: _Run, runs_dir: str | Path, command: list[str] | None) -> None:
+    exp, resume = state.exp, state.resume
+    state.run_dir = rundir.new_run_dir(runs_dir, exp.name or "unnamed", exp.seed)
+    state.started = dt.datetime.now().astimezone()
+    files.write_json(
+        state.run_dir / rundir.CONFIG,
+        {
+            "experiment": exp.to_dict(),
+            "run": {
+                "command": command or sys.argv,
+                "created": state.started.isoformat(timespec="seconds"),
+                "host": platform.node(),
+                "versions": _versions(),
+                "eval_seed": exp.seed + EVAL_SEED_OFFSET,
+                **({"validation_seed": exp.seed + VALIDATION_SEED_OFFSET} if exp.validation_interval else {}),
+                **(
+                    {
+                        "resumed_from": str(resume.run_dir),
+                        "resumed_at_step": resume.step,
+                        "resumed_from_weights": str(resume.weights),
+                    }
+                    if resume is not None
+                    else {}
+                ),
+            },
+        },
+    )
+    # harness.launch.sweep reads this first line to learn where the run writes.
+    _say(state, f"run {exp.name} seed {exp.seed} -> {state.run_dir}")
+    if resume is not None:
+        _say(
+            state,
+            f"resuming {resume.run_dir} at step {resume.step} ({resume.source} {resume.weights.name}); "
+            f"{state.nb_steps} steps left of {exp.nb_steps}",
+        )
+
+
+def _callbacks(state: _Run) -> list[Any]:
+    exp, run_dir, offset = state.exp, state.run_dir, state.start_step
+    state.file_logger = MetricsFileLogger(run_dir / rundir.METRICS, step_offset=offset)
+    callbacks: list[Any] = [
+        state.file_logger,
+        PruningCheckpoint(run_dir, interval=exp.checkpoint_interval, keep=exp.keep_checkpoints, step_offset=offset),
+        ProgressLogger(
+            state.nb_steps, exp.log_interval or max(1, state.nb_steps // 20), step_offset=offset, stream=state.log
+        ),
+        TensorBoardLogger(run_dir / rundir.TENSORBOARD, step_offset=offset),
+    ]
+    if exp.validation_interval:
+        state.keeper = BestWeightsKeeper(
+            run_dir / rundir.BEST_WEIGHTS,
+            exp.validation_interval,
+            exp.validation_episodes,
+            make_env=lambda: make_env(exp, seed=exp.seed + VALIDATION_SEED_OFFSET),
+            score=score_episodes,
+            action_repetition=exp.action_repetition,
+            step_offset=offset,
+            stream=state.log,
+        )
+        callbacks.append(state.keeper)
+    callbacks.extend(factory(run_dir) for factory in exp.callbacks)
+    return callbacks
+
+
+def _train(state: _Run, callbacks: list[Any], catcher: SignalCatcher) -> None:
+    started = time.monotonic()
+    with catcher.interruptible():
+        state.agent.fit(
+            state.env,
+            nb_steps=state.nb_steps,
+            action_repetition=state.exp.action_repetition,
+            callbacks=callbacks,
+            verbose=0,
+        )
+    state.train_seconds = time.monotonic() - started
+    assert state.file_logger is not None
+    # keras-rl flushes metrics in `on_train_end`, which a signal during `on_train_begin` skips.
+    state.file_logger.save_data()
+    state.steps_this_run = int(state.agent.step)
+    state.episodes = len(state.file_logger.data.get("episode", []))
+
+
+def _save_model(state: _Run) -> None:
+    files.write_text(state.run_dir / rundir.MODEL, state.agent.model.to_json())
+    files.write_with(state.run_dir / rundir.WEIGHTS, lambda tmp: state.agent.save_weights(tmp, overwrite=True))
+
+
+def _choose_eval_weights(state: _Run) -> None:
+    """The final weights, or with validation the best-validated ones (the final weights are a
+    candidate too: they get a round of their own if the last round was earlier)."""
+    keeper = state.keeper
+    state.eval_weights = rundir.WEIGHTS
+    if keeper is None:
+        return
+    if not keeper.history or keeper.history[-1][0] != state.steps:
+        keeper.validate()
+    if keeper.best is not None and keeper.best[0] != state.steps:
+        state.agent.load_weights(str(state.run_dir / rundir.BEST_WEIGHTS))
+    state.eval_weights = rundir.BEST_WEIGHTS
+
+
+def _evaluate(state: _Run) -> None:
+    from harness.run.scripted import run_scripted_players
+
+    exp = state.exp
+    seed = exp.seed + EVAL_SEED_OFFSET
+    evaluation = evaluate(exp, state.agent, exp.eval_episodes, seed)
+    # The scripted players (random, perfect/heuristic) on the same env seed, for comparison.
+    evaluation["baselines"] = run_scripted_players(exp, exp.eval_episodes, seed)
+    state.evaluation = evaluation
+
+
+def _write_summary(state: _Run) -> None:
+    exp, keeper, interrupted = state.exp, state.keeper, state.signal_number is not None
+    files.write_json(
+        state.run_dir / rundir.SUMMARY,
+        {
+            "experiment": exp.name,
+            "seed": exp.seed,
+            "steps": state.steps,
+            "steps_this_run": state.steps_this_run,
+            "resumed_from": str(state.resume.run_dir) if state.resume is not None else None,
+            "resumed_at_step": state.start_step,
+            "nb_steps": exp.nb_steps,
+            "episodes": state.episodes,
+            "wall_seconds": round(time.monotonic() - state.wall_start, 3),
+            "train_seconds": round(state.train_seconds, 3),
+            "steps_per_second": round(state.steps_this_run / max(state.train_seconds, 1e-9), 1),
+            "eval": state.evaluation,
+            "eval_weights": state.eval_weights if state.evaluation is not None else None,
+            "validation": None
+            if keeper is None
+            else {
+                "interval": exp.validation_interval,
+                "episodes": exp.validation_episodes,
+                "seed": exp.seed + VALIDATION_SEED_OFFSET,
+                "seconds": round(keeper.seconds, 3),
+                "best_step": keeper.best[0] if keeper.best else None,
+                "best_score": keeper.best[1] if keeper.best else None,
+                "history": [{"step": step, "score": score} for step, score in keeper.history],
+            },
+            "interrupted": interrupted,
+            "signal": signal_name(state.signal_number) if state.signal_number is not None else None,
+            "started": state.started.isoformat(timespec="seconds"),
+            "finished": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "run_dir": str(state.run_dir),
+        },
+    )
+
+
+def _write_demo(state: _Run) -> None:
+    """demo.gif: the greedy agent's first evaluation episodes; a failure must not lose the run."""
+    try:
+        from harness.run.media import write_demo
+
+        write_demo(state.exp, state.agent, state.run_dir / rundir.DEMO, seed=state.exp.seed + EVAL_SEED_OFFSET)
+    except (Exception, KeyboardInterrupt) as err:  # Ctrl-C here: the run is saved, skip the GIF
+        _say(
+            state,
+            f"warning: demo.gif not written ({type(err).__name__}: {err}); "
+            f"`make play RUN={state.run_dir} GIF=...` films the saved agent",
+        )
+
+
+def _write_curves(state: _Run) -> None:
+    """curves.png, redrawn from the files above; a plotting failure must not lose the run."""
+    try:
+        from harness.report.plots import write_run_curves
+
+        write_run_curves(state.run_dir)
+    except (Exception, KeyboardInterrupt) as err:  # Ctrl-C here: the run is saved, skip the plot
+        _say(
+            state,
+            f"warning: curves.png not written ({type(err).__name__}: {err}); "
+            f"`python -m harness plot {state.run_dir}` redraws it",
+        )
+
+
+def _report(state: _Run) -> None:
+    evaluation = state.evaluation
+    if evaluation is not None:
+        _say(
+            state,
+            f"eval over {evaluation['episodes']} episodes: mean return {evaluation['mean_return']:.3f}, "
+            f"{evaluation['score_name']} {evaluation['score']:.3f}",
+        )
+        for player, result in (evaluation.get("baselines") or {}).items():
+            _say(
+                state,
+                f"  {player} player: mean return {result['mean_return']:.3f}, "
+                f"{result['score_name']} {result['score']:.3f}",
+            )
+    _say(state, f"saved {state.run_dir}")
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for package in ("tensorflow", "tf_keras", "keras-rl2", "gymnasium", "numpy"):
+        try:
+            out[package] = version(package)
+        except PackageNotFoundError:  # a missing package is reported, not fatal
+            out[package] = "?"
+    return out
