@@ -1,4 +1,4 @@
-# dqn-harness: every command bootstraps .venv from requirements.txt on first use.
+# dqn-harness: every command bootstraps .venv on first use (the project, editable, under the lock requirements.txt).
 #   make experiment NAME=catch_dense [STEPS=n] [SEED=s] [SET="key=value ..."] [RUNS=dir]
 #   make list | make test | make test-all
 #   make compare NAMES="a b" [SEEDS=3] [STEPS=n] [WORKERS=k] [RUNS=dir] [OUT=dir] | make plot RUN="run_dir ..."

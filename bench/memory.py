@@ -52,6 +52,7 @@ def measure(kind: str, transitions: int, seed: int = 0) -> dict[str, Any]:
     exp = load_experiment("cave_conv")
     exp = dataclasses.replace(exp, fast_path=(kind == "ring"), memory_limit=transitions)
     processor = make_processor(exp)
+    assert processor is not None  # cave_conv downsamples its frames
     memory = make_memory(exp)
     env = gymnasium.make(exp.env_id, **exp.env_kwargs)
     rng = np.random.default_rng(seed)

@@ -19,7 +19,7 @@ path switched (`fast_path=false` / `true`):
 
 Targets (printed with each figure): fast >= 6x stock on catch_dense; cave_conv faster on the fast
 path; no run grows by more than FLAT_TOLERANCE_MB after its memory is full. The results go to
-`<out>/results.json` and `<out>/results.md` (the README quotes the latter); the exit status is 1 if
+`<out>/results.json` and `<out>/results.md` (docs/results.md quotes the latter); the exit status is 1 if
 a target is missed.
 """
 
@@ -141,6 +141,7 @@ def measure(
                 f"error: {name}: the replay memory filled too late for a flatness check "
                 f"(at step {probe.full_at} of {steps})"
             )
+        assert probe.full_at is not None  # `after` holds samples from the step it filled on
         third = len(after) // 3
         result.update(
             {
@@ -396,7 +397,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def cli_bench(args: argparse.Namespace) -> int:
     """`make bench` (`python -m bench.speed`)."""
     if args.reps < 3:
-        print("note: fewer than 3 runs per path; the README asks for medians of at least 3", file=sys.stderr)
+        print("note: fewer than 3 runs per path; docs/results.md quotes medians of at least 3", file=sys.stderr)
     return bench(args.reps, args.steps, args.cave_steps, Path(args.out), args.flat_steps, args.flat_cave_steps)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import operator
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Any
 
 
@@ -13,6 +13,15 @@ def check_int(name: str, value: Any, minimum: int, allowed: str) -> int:
     if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum} ({allowed}); got {value!r}")
     return int(value)
+
+
+def check_real(name: str, value: float, low: float, high: float, allowed: str) -> float:
+    """`value` as a float in [`low`, `high`], else a ValueError naming `name` and what is `allowed`."""
+    # A separate function, not inline in an env's __init__: mypy's isinstance narrowing of a float to
+    # numbers.Real there leaves the class's attributes untyped ("Cannot determine type", mypy #6846).
+    if isinstance(value, bool) or not isinstance(value, Real) or not low <= value <= high:
+        raise ValueError(f"{name} must be a real number in [{low}, {high}] ({allowed}); got {value!r}")
+    return float(value)
 
 
 def check_action(action: Any, names: tuple[str, ...]) -> int:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from numbers import Real
 from typing import Any, SupportsFloat
 
 import gymnasium
 import numpy as np
 from gymnasium import logger, spaces
 
-from envs._checks import check_action, check_int
+from envs._checks import check_action, check_int, check_real
 
 _ACTION_NAMES = ("release", "press")  # action 1 holds the button: thrust up
 
@@ -180,11 +179,7 @@ class CaveEnv(gymnasium.Env):
         if screen % 2:
             raise ValueError(f"screen must be an even int >= {_MIN_SCREEN} (e.g. 96); got {screen!r}")
         low, high = _GAP_MIN_RANGE
-        if isinstance(gap_min, bool) or not isinstance(gap_min, Real) or not low <= gap_min <= high:
-            raise ValueError(
-                f"gap_min must be a real number in [{low}, {high}] (fraction of the screen height, "
-                f"e.g. 1/3); got {gap_min!r}"
-            )
+        gap_min = check_real("gap_min", gap_min, low, high, "fraction of the screen height, e.g. 1/3")
         if block_interval is not None:
             block_interval = check_int(
                 "block_interval",
@@ -438,6 +433,7 @@ class CaveEnv(gymnasium.Env):
 
     def _block_gaps_at(self, frame: int) -> tuple[int, int]:
         """Range of frames until the next block, for a block entering on `frame` (see _BLOCK_RAMP)."""
+        assert self.block_interval is not None  # only called when the cave has blocks
         progress = min(1.0, max(frame, 0) / _BLOCK_RAMP)
         mean = self.block_interval + (_BLOCK_INTERVAL_LATE - self.block_interval) * progress
         spread = int(round(mean * _BLOCK_INTERVAL_SPREAD))

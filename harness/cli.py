@@ -15,6 +15,7 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from harness.core.errors import UserError
 
@@ -154,6 +155,30 @@ def _sweep_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _bench_module() -> Any:
+    """bench.speed, when run from the project checkout (the benchmarks live beside their results in
+    its bench/, outside the installed package), else None."""
+    try:
+        return importlib.import_module("bench.speed")
+    except ModuleNotFoundError:
+        return None
+
+
+def _bench_args(p: argparse.ArgumentParser) -> None:
+    speed = _bench_module()
+    if speed is not None:
+        speed.add_arguments(p)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    """`python -m harness bench ...` is `make bench` (`python -m bench.speed ...`)."""
+    speed = _bench_module()
+    if speed is None:
+        raise UserError("the benchmarks are in the project checkout's bench/; run `make bench` from its root")
+    result: int = speed.cli_bench(args)
+    return result
+
+
 # --- The table -------------------------------------------------------------------------------
 
 
@@ -161,9 +186,11 @@ def _sweep_args(p: argparse.ArgumentParser) -> None:
 class Command:
     help: str
     arguments: Callable[[argparse.ArgumentParser], None]
-    entry: str  # "module:function", imported when the command runs
+    entry: str | Callable[[argparse.Namespace], int]  # "module:function", imported when the command runs
 
     def __call__(self, args: argparse.Namespace) -> int:
+        if callable(self.entry):
+            return self.entry(args)
         module, _, function = self.entry.partition(":")
         result: int = getattr(importlib.import_module(module), function)(args)
         return result
@@ -193,6 +220,9 @@ COMMANDS: dict[str, Command] = {
         "every seed of several experiments in parallel, here or on a Ray cluster",
         _sweep_args,
         "harness.launch.sweep:command",
+    ),
+    "bench": Command(
+        "fast path vs keras-rl's stock DQNAgent: steps/s, peak RSS (as `make bench`)", _bench_args, _bench
     ),
 }
 

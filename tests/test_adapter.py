@@ -4,7 +4,7 @@ import gymnasium
 import numpy as np
 import pytest
 
-import envs  # noqa: F401
+import envs  # noqa: F401  (importing the package registers the project's env ids)
 from harness.kerasrl.adapters import KerasRLEnv
 
 

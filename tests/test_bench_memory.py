@@ -21,8 +21,8 @@ def test_measure_fills_the_cave_conv_memory_exactly(kind, memory):
 @pytest.mark.parametrize(
     "args, fragment",
     [
-        (["--transitions", "0"], "'0' is not a positive integer"),
-        (["--repeats", "-2"], "'-2' is not a positive integer"),
+        (["--transitions", "0"], "--transitions='0' is not allowed; expected a positive integer"),
+        (["--repeats", "-2"], "--repeats='-2' is not allowed; expected a positive integer"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(args, fragment):

@@ -16,8 +16,13 @@ VALIDATION_SEED_OFFSET = 20_000
 class Episodes(Protocol):
     """What scoring reads of played episodes (an agent's recorder or a scripted player's log)."""
 
-    returns: Sequence[float]
-    final_infos: Sequence[dict]
+    # Read-only properties: a plain attribute would be settable, and so would only match a
+    # `Sequence` attribute exactly, not the players' and recorder's lists.
+    @property
+    def returns(self) -> Sequence[float]: ...
+
+    @property
+    def final_infos(self) -> Sequence[dict]: ...
 
 
 def score_episodes(env: Any, played: Episodes) -> tuple[float, str]:

@@ -7,7 +7,7 @@ benchmark use the same pieces.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import gymnasium
 
@@ -40,9 +40,10 @@ def make_env(exp: Experiment, seed: int | None, render_mode: str | None = None) 
     try:
         env = gymnasium.make(exp.env_id, render_mode=render_mode, **exp.env_kwargs)
     except ModuleNotFoundError as err:
+        module = exp.env_id.rpartition(":")[0] or err.name
         raise UserError(
-            f"env_id {exp.env_id!r}: module {err.name!r} can't be imported; expected a "
-            "package importable from here (module:Name-v0)"
+            f"env_id {exp.env_id!r}: module {module!r} can't be imported ({one_line(err, 160)}); "
+            "expected a package importable from here (module:Name-v0)"
         ) from None
     except gymnasium.error.Error as err:
         raise UserError(
@@ -111,9 +112,16 @@ def make_memory(exp: Experiment) -> Any:
 
 
 def build_model(exp: Experiment, env: KerasRLEnv, processor: Processor | None) -> keras.Model:
-    obs_shape = tuple(env.observation_space.shape)
+    shape = env.observation_space.shape
+    assert shape is not None  # the networks take array observations, which have a shape
+    obs_shape = tuple(shape)
     input_shape = network_input_shape(exp, obs_shape, processor)
-    return build_network(exp.network, input_shape, int(env.action_space.n), dict(exp.network_kwargs))
+    return build_network(exp.network, input_shape, _nb_actions(env), dict(exp.network_kwargs))
+
+
+def _nb_actions(env: KerasRLEnv) -> int:
+    # make_env accepts Discrete action spaces only.
+    return int(cast(gymnasium.spaces.Discrete, env.action_space).n)
 
 
 class LossDQNAgent(DQNAgent):
@@ -185,7 +193,7 @@ def build_agent(exp: Experiment, env: KerasRLEnv, model: keras.Model | None = No
     agent_class, options = agent_class_and_options(exp)
     agent = agent_class(
         model=model,
-        nb_actions=int(env.action_space.n),
+        nb_actions=_nb_actions(env),
         memory=make_memory(exp),
         policy=make_policy(exp, step_offset),
         processor=processor,

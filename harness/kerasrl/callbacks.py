@@ -282,6 +282,7 @@ class BestWeightsKeeper(Callback):
             files.write_with(self.path, lambda tmp: self.model.save_weights(tmp, overwrite=True))
             self.best = (global_step, score)
         self.seconds += time.monotonic() - started
+        assert self.best is not None  # the first round always improves on None
         print(
             f"validation at step {global_step}: {score_name} {score:.3f} over {self.episodes} episodes"
             f"{' (best so far, saved)' if improved else f' (best {self.best[1]:.3f} at step {self.best[0]})'}",

@@ -47,9 +47,9 @@ def _threads_from_env() -> int | None:
 
 _THREADS = _threads_from_env()
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import tf_keras  # noqa: E402
+import numpy as np
+import tensorflow as tf
+import tf_keras
 
 if _THREADS is not None:
     # Must happen before TensorFlow's context is initialised (the first session or op). tf-keras
@@ -69,7 +69,7 @@ if "tf_keras" not in (getattr(tf.keras, "__file__", "") or ""):
 # --- Shim 1: `from tensorflow.keras import __version__` ----------------------------------------
 # rl/callbacks.py does this to pick a Progbar signature; tf-keras' public API module does not
 # re-export `__version__` (the ImportError a new user hits first). Give it the real version.
-import tensorflow.keras as _tf_keras_api  # noqa: E402  (the module `from tensorflow.keras import` reads)
+import tensorflow.keras as _tf_keras_api  # the module `from tensorflow.keras import` reads
 
 _tf_keras_api.__version__ = tf_keras.__version__
 
@@ -79,7 +79,7 @@ _tf_keras_api.__version__ = tf_keras.__version__
 # TF1-style graph mode keras-rl2 was written against (eager mode fails inside `compile`).
 tf.compat.v1.disable_eager_execution()
 
-import rl.core  # noqa: E402  (needs the shims above)
+import rl.core  # needs the shims above
 
 
 # --- Shim 3: the step counter -----------------------------------------------------------------
@@ -116,15 +116,15 @@ def _clone_model(model: Any, custom_objects: Any = None) -> Any:
     return clone
 
 
-import rl.agents.dqn  # noqa: E402
-import rl.util  # noqa: E402
+import rl.agents.dqn
+import rl.util
 
 rl.util.clone_model = _clone_model
 rl.agents.dqn.clone_model = _clone_model  # dqn.py bound the name with `from rl.util import *`
 
 # --- Public re-exports ------------------------------------------------------------------------
-from rl.agents.dqn import DQNAgent, mean_q  # noqa: E402
-from rl.callbacks import (  # noqa: E402
+from rl.agents.dqn import DQNAgent, mean_q
+from rl.callbacks import (
     Callback,
     FileLogger,
     ModelIntervalCheckpoint,
@@ -132,15 +132,15 @@ from rl.callbacks import (  # noqa: E402
     TrainEpisodeLogger,
     TrainIntervalLogger,
 )
-from rl.core import Processor  # noqa: E402
-from rl.memory import Experience, Memory, SequentialMemory, sample_batch_indexes  # noqa: E402
-from rl.policy import (  # noqa: E402
+from rl.core import Processor
+from rl.memory import Experience, Memory, SequentialMemory, sample_batch_indexes
+from rl.policy import (
     BoltzmannQPolicy,
     EpsGreedyQPolicy,
     GreedyQPolicy,
     LinearAnnealedPolicy,
 )
-from rl.util import (  # noqa: E402
+from rl.util import (
     AdditionalUpdatesOptimizer,
     get_soft_target_model_updates,
     huber_loss,
@@ -148,7 +148,7 @@ from rl.util import (  # noqa: E402
 
 # The session-callable options proto (harness/kerasrl/fast.py calls graphs through it, as tf-keras'
 # backend.function does underneath); tf.compat.v1 does not export it.
-from tensorflow.core.protobuf.config_pb2 import CallableOptions  # noqa: E402
+from tensorflow.core.protobuf.config_pb2 import CallableOptions
 
 keras = tf_keras
 backend = tf_keras.backend

@@ -4,7 +4,7 @@ ring buffers (see harness.kerasrl.fast for why the fast path exists)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -92,7 +92,13 @@ class RingMemory(Memory):
         return config
 
     # --- vectorised sampling ------------------------------------------------------------------
-    def _physical(self, logical: np.ndarray) -> np.ndarray:
+    @overload
+    def _physical(self, logical: int) -> int: ...
+
+    @overload
+    def _physical(self, logical: np.ndarray) -> np.ndarray: ...
+
+    def _physical(self, logical: int | np.ndarray) -> int | np.ndarray:
         """Logical index (0 = oldest stored) -> slot in the ring buffers."""
         return (logical + (self._next - self._count)) % self.limit
 
@@ -133,6 +139,7 @@ class RingMemory(Memory):
         last = self._physical(idx - 1)
         following = self._physical(idx)
         obs = self.observations
+        assert obs is not None  # sample_indexes found stored transitions, so the buffer exists
         if wl == 1:
             state0 = obs[last][:, None]
             state1 = obs[following][:, None]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Sequence
 from numbers import Integral, Real
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -37,10 +37,12 @@ def _side_pair(name: str, value: Any) -> tuple[int, int] | None:
     if value is None:
         return None
     pair = (value, value) if isinstance(value, Integral) and not isinstance(value, bool) else value
+    # The cast: numbers.Integral declares no `>=` (the ABC has only `<` and `<=`), though every
+    # concrete Integral (int, NumPy's ints) compares with an int.
     if (
         isinstance(pair, (list, tuple))
         and len(pair) == 2
-        and all(isinstance(v, Integral) and not isinstance(v, bool) and v >= 1 for v in pair)
+        and all(isinstance(v, Integral) and not isinstance(v, bool) and cast(int, v) >= 1 for v in pair)
     ):
         return int(pair[0]), int(pair[1])
     raise UserError(
@@ -90,7 +92,7 @@ class FrameProcessor(Processor):
         self.clip_rewards = clip_rewards
         # Stored value = (obs - obs_low) * _to_levels, rounded; the batch scale undoes the 255.
         self._to_levels = np.float32(_LEVELS / (self.obs_high - self.obs_low))
-        self._factors: dict[tuple[int, int], tuple[int, int]] = {}
+        self._factors: dict[tuple[int, ...], tuple[int, int]] = {}  # frame shape -> factors
 
     # --- shapes -------------------------------------------------------------------------------
     def factors(self, frame_shape: Sequence[int]) -> tuple[int, int]:

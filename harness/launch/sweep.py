@@ -39,7 +39,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from harness.core import files
 from harness.core.errors import UserError
@@ -317,17 +317,23 @@ class RunResult:
             and summary.get("eval") is not None
         )
 
+    def _ok_summary(self) -> dict[str, Any]:
+        """The summary of an `ok` run (`ok` checks that there is one)."""
+        summary = self.summary
+        assert summary is not None
+        return summary
+
     @property
     def score(self) -> float | None:
-        return float(self.summary["eval"]["score"]) if self.ok else None
+        return float(self._ok_summary()["eval"]["score"]) if self.ok else None
 
     @property
     def score_name(self) -> str | None:
-        return str(self.summary["eval"].get("score_name", "score")) if self.ok else None
+        return str(self._ok_summary()["eval"].get("score_name", "score")) if self.ok else None
 
     @property
     def steps_per_second(self) -> float | None:
-        return float(self.summary["steps_per_second"]) if self.ok else None
+        return float(self._ok_summary()["steps_per_second"]) if self.ok else None
 
     def reason(self) -> str:
         """Why the run failed, in a few words ('' if it did not)."""
@@ -373,7 +379,7 @@ def results_table(names: Sequence[str], results: Sequence[RunResult]) -> str:
     for name in names:
         mine = [r for r in results if r.spec.name == name]
         good = [r for r in mine if r.ok]
-        score_names = sorted({r.score_name for r in good})
+        score_names = sorted({cast(str, r.score_name) for r in good})  # an ok run has a score name
         score = mean_sd_text([r.score for r in good])
         if score_names and score != "–":
             score = f"{score} ({'/'.join(score_names)})"
@@ -541,7 +547,7 @@ def _start_ray(address: str | None, cores: int) -> Any:
         os.environ["RAY_AUTH_MODE"] = "token"
     try:
         import ray
-        import ray.exceptions  # noqa: F401  (used as ray.exceptions below)
+        import ray.exceptions  # ray.exceptions is used below; importing ray alone does not load it
     except ImportError:
         raise UserError(
             f"BACKEND=ray needs Ray, which is not installed; {_INSTALL_RAY}, "
@@ -751,7 +757,7 @@ def execute(
         if os.environ.get(EXPERIMENTS_ENV):  # the user's experiment folders, for runs on Ray nodes too
             env_updates[EXPERIMENTS_ENV] = os.environ[EXPERIMENTS_ENV]
         where = {"local": "local processes", "ray": f"Ray at {address}" if address else "Ray on this machine"}
-        settings = {
+        settings: dict[str, Any] = {
             "created": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
             "command": command or sys.argv,
             "experiments": list(plan.names),

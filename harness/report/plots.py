@@ -169,8 +169,8 @@ def _draw_validation(ax: Any, group: Sequence[RunLog], colour: str) -> None:
         for player, result in (((run.summary or {}).get("eval") or {}).get("baselines") or {}).items():
             if isinstance(result, dict) and isinstance(result.get("score"), (int, float)):
                 players.setdefault(player, []).append(float(result["score"]))
-    for index, (player, scores) in enumerate(players.items()):
-        level = float(np.mean(scores))
+    for index, (player, player_scores) in enumerate(players.items()):
+        level = float(np.mean(player_scores))
         ax.axhline(level, color="0.45", linestyle=(0, (4, 3)) if index else (0, (1, 2)), linewidth=1)
         ax.annotate(
             player, (0.01, level), xycoords=("axes fraction", "data"), fontsize="small", color="0.35", va="bottom"

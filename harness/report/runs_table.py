@@ -76,6 +76,7 @@ def describe_run(run_dir: Path) -> RunRow:
     else:
         summary, problem = _read(summary_path)
         if summary is None:
+            assert problem is not None  # _read gives no data only with a problem
             status = problem
         else:
             status = "interrupted" if summary.get("interrupted") else "finished"

@@ -15,7 +15,7 @@ figure (resampled, with margins, at the figure's size, not the env's) and hand i
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -74,11 +74,13 @@ def env_metadata(exp: Experiment) -> dict[str, Any]:
     if module:
         importlib.import_module(module)
     spec = gymnasium.spec(env_id)
-    env_class = spec.entry_point if callable(spec.entry_point) else None
+    env_class: object = spec.entry_point if callable(spec.entry_point) else None
     if env_class is None:
         from gymnasium.envs.registration import load_env_creator
 
-        env_class = load_env_creator(spec.entry_point)
+        # Not callable: the "module:attr" string the env was registered with (mypy does not carry
+        # the callable() test over to this branch, hence the cast).
+        env_class = load_env_creator(cast(str, spec.entry_point))
     return dict(getattr(env_class, "metadata", {}) or {})
 
 

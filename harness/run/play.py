@@ -152,6 +152,7 @@ def play(
             flush=True,
         )
     if recorder is not None:
+        assert gif_path is not None  # a recorder is made only for a gif
         media.write_gif(gif_path, recorder.frames, media.frames_per_second(exp))
         print(f"wrote {gif_path} ({len(recorder.frames)} frames)", file=stream, flush=True)
     return evaluation

@@ -19,14 +19,15 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import gymnasium
 import numpy as np
+from gymnasium import spaces
 
 import envs  # noqa: F401  (registers the project's env ids)
-from envs.catch import perfect_action
-from envs.cave import heuristic_action
+from envs.catch import CatchEnv, perfect_action
+from envs.cave import CaveEnv, heuristic_action
 from harness.core.errors import UserError, did_you_mean
 from harness.core.scoring import score_episodes
 
@@ -36,15 +37,16 @@ Player = Callable[[gymnasium.Env, np.random.Generator], int]
 
 def random_player(env: gymnasium.Env, rng: np.random.Generator) -> int:
     """Uniform over the env's actions, drawn from `rng` (so a seed gives the same episodes)."""
-    return int(rng.integers(env.action_space.n))
+    return int(rng.integers(cast(spaces.Discrete, env.action_space).n))  # the games' actions are Discrete
 
 
+# PLAYERS lists each scripted player under its own game's id only, so `env` is that game.
 def _catch_perfect(env: gymnasium.Env, rng: np.random.Generator) -> int:
-    return perfect_action(env)
+    return perfect_action(cast(CatchEnv, env))
 
 
 def _cave_heuristic(env: gymnasium.Env, rng: np.random.Generator) -> int:
-    return heuristic_action(env)
+    return heuristic_action(cast(CaveEnv, env))
 
 
 # Per env id, the players in the order they are reported; the first is always the random player.
@@ -90,6 +92,7 @@ def play(
     out = Episodes()
     for episode in range(episodes):
         env.reset(seed=seed if episode == 0 else None)
+        info: dict[str, Any]
         total, steps, done, info = 0.0, 0, False, {}
         while not done:
             _, reward, terminated, truncated, info = env.step(player(game, rng))
