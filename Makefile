@@ -6,7 +6,7 @@
 #   make runs [RUNS=dir] | make tensorboard [RUNS=dir] [PORT=6006]
 #   make sweep NAMES="a b" [SEEDS=5] [STEPS=n] [WORKERS=k] [BACKEND=local|ray] [SET=...] [RUNS=dir] | make ray-deps | make bench-sweep
 #   make baseline ENV_ID=Cave-v0 [EPISODES=n] [SEED=s] [ENV_KWARGS=json] | make bench-memory [JSON=out.json]
-#   make bench [REPS=3] | make lint | make format | make type
+#   make bench [REPS=3] | make bench-step NAME=cave_conv [SET=...] | make lint | make format | make type
 # Any target: EXPERIMENTS=dir adds a folder of your own experiment modules.
 PYTHON ?= python3
 VENV := .venv
@@ -117,6 +117,12 @@ bench-memory: $(STAMP)
 .PHONY: bench
 bench: $(STAMP)
 	@$(PY) -m bench.speed --reps "$(or $(REPS),3)"
+
+# make bench-step NAME=cave_conv [SET="k=v ..."]: what one fast-path train step costs, piece by piece
+# (act, target and online passes on the next states, loss, whole step), median milliseconds.
+.PHONY: bench-step
+bench-step: $(STAMP)
+	@$(PY) -m bench.train_step "$(or $(NAME),cave_conv)" $(foreach kv,$(SET),--set '$(kv)')
 
 # The default suite: everything not marked slow (a few minutes on 2 cores).
 test: $(STAMP)

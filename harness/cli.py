@@ -213,7 +213,9 @@ COMMANDS: dict[str, Command] = {
         "redraw curves and the table from finished run directories", _plot_args, "harness.report.plots:cli_plot"
     ),
     "play": Command(
-        "rebuild a saved agent, play greedy episodes, optionally write a GIF", _play_args, "harness.run.play:cli_play"
+        "rebuild a saved agent, play greedy episodes, optionally write a GIF",
+        _play_args,
+        "harness.run.commands:cmd_play",
     ),
     "runs": Command("table of past runs, newest first", _runs_args, "harness.report.runs_table:cli_runs"),
     "sweep": Command(

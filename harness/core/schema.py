@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import json
 import math
+import os
 import types
 import typing
 from collections.abc import Callable
@@ -26,6 +27,7 @@ POLICIES = ("linear_eps", "eps_greedy", "boltzmann")
 OPTIMIZERS = ("rmsprop", "graves", "graves_nature", "adam")
 LOSSES = ("huber", "mse")
 DUELING_TYPES = ("avg", "max", "naive")
+PRECISIONS = ("float32", "bfloat16")
 
 CallbackFactory = Callable[[Path], Any]
 
@@ -83,6 +85,16 @@ class Experiment:
     callbacks: list = setting([], "extra callback factories: run_dir -> keras-rl Callback")
     fast_path: bool = setting(
         True, "fast training path (harness/kerasrl/fast.py); false: keras-rl's stock DQNAgent + SequentialMemory"
+    )
+    precision: str = setting(
+        "float32",
+        f"network arithmetic, one of {PRECISIONS}; bfloat16: mixed precision (layers compute in bfloat16; "
+        "weights, Q head, targets, loss and optimizer stay float32)",
+    )
+    onednn: bool | None = setting(
+        None,
+        "TensorFlow's oneDNN kernels (TF_ENABLE_ONEDNN_OPTS, which overrides this when set); None: on for "
+        "conv networks (faster convolutions), off otherwise (slower on tiny dense networks)",
     )
     name: str = setting("", "experiment name (set from the module name)")
 
@@ -173,6 +185,7 @@ _RANGE_CHECKS: tuple[tuple[str, str, Callable[[Any], bool]], ...] = (
     ("policy", *_one_of(POLICIES)),
     ("optimizer", *_one_of(OPTIMIZERS)),
     ("dueling_type", *_one_of(DUELING_TYPES)),
+    ("precision", *_one_of(PRECISIONS)),
     ("loss", f"one of {', '.join(LOSSES)} or a function", lambda v: callable(v) or v in LOSSES),
 )
 
@@ -327,3 +340,16 @@ def apply_overrides(exp: Experiment, assignments: list[str]) -> Experiment:
             raise UserError(f"SET: unknown key {key!r}{did_you_mean(key, settable)}; valid keys: {', '.join(settable)}")
         changes[key] = _parse_value(key, text, hints[key])
     return dataclasses.replace(exp, **changes)
+
+
+def onednn_wanted(exp: Experiment) -> bool:
+    """Whether `exp` runs with oneDNN: its setting, or on for conv networks. Measured on 2 cores
+    (docs/results.md): cave_conv trains ~1.3x faster with it; catch_dense's 8x8 dense network runs
+    slower; same-seed runs are identical either way at a fixed thread count."""
+    return exp.onednn if exp.onednn is not None else exp.network == "conv"
+
+
+def choose_onednn(exp: Experiment) -> None:
+    """Set TF_ENABLE_ONEDNN_OPTS for `exp` unless the environment already does; TensorFlow reads it
+    once, when harness.kerasrl.compat imports it, so this must run before that."""
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1" if onednn_wanted(exp) else "0")

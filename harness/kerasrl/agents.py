@@ -116,7 +116,7 @@ def build_model(exp: Experiment, env: KerasRLEnv, processor: Processor | None) -
     assert shape is not None  # the networks take array observations, which have a shape
     obs_shape = tuple(shape)
     input_shape = network_input_shape(exp, obs_shape, processor)
-    return build_network(exp.network, input_shape, _nb_actions(env), dict(exp.network_kwargs))
+    return build_network(exp.network, input_shape, _nb_actions(env), dict(exp.network_kwargs), exp.precision)
 
 
 def _nb_actions(env: KerasRLEnv) -> int:

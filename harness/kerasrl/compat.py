@@ -22,8 +22,12 @@ from typing import Any
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 # TensorFlow's C++ start-up chatter (CUDA probes on a CPU machine, oneDNN notices) buries our output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# oneDNN kernels may reorder floating-point sums between runs; off, a seed gives the same numbers.
+# oneDNN kernels: `run` and `play` choose per experiment before this import (harness.core.schema.
+# choose_onednn: on for conv networks); code that imports TensorFlow first gets them off, as the
+# harness always had them. Same-seed runs give identical numbers either way at a fixed thread
+# count (checked on cave_conv and catch_dense; tests/test_runner.py).
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+ONEDNN = os.environ["TF_ENABLE_ONEDNN_OPTS"].strip().lower() in ("1", "true")
 
 if "tensorflow" in sys.modules and os.environ.get("TF_USE_LEGACY_KERAS") != "1":
     raise ImportError(

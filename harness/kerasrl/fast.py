@@ -130,8 +130,9 @@ class FastDQNAgent(DQNAgent):
 
             # Targets, as keras-rl computes them in NumPy: gamma * q, masked by terminal1, plus r.
             target_q1 = target(state1, training=False)
-            if self.enable_double_dqn:
-                best = tf.argmax(model(state1, training=False), axis=1, output_type=tf.int32)
+            online_q1 = model(state1, training=False) if self.enable_double_dqn else None
+            if online_q1 is not None:
+                best = tf.argmax(online_q1, axis=1, output_type=tf.int32)
                 q1 = tf.gather(target_q1, best, axis=1, batch_dims=1)
             else:
                 q1 = tf.reduce_max(target_q1, axis=1)
@@ -193,6 +194,14 @@ class FastDQNAgent(DQNAgent):
         self._train_fn = _make_callable(session, feeds, [loss] + metric_tensors, [train_op])
         self._q_fn = _make_callable(session, [state0], [model.output])
         self._hard_update_fn = _make_callable(session, [], [], [hard_update])
+        # The pieces of a train step, for bench/train_step.py to time one at a time.
+        self.train_graph = {
+            "feeds": feeds,
+            "target_q1": target_q1,
+            "online_q1": online_q1,
+            "loss": loss,
+            "train_op": train_op,
+        }
         self.optimizer = optimizer
         self.trainable_model = None  # the stock Keras training model is never built on this path
         self.compiled = True

@@ -3,6 +3,7 @@ ring buffers (see harness.kerasrl.fast for why the fast path exists)."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from typing import Any, overload
 
@@ -126,7 +127,10 @@ class RingMemory(Memory):
         for k in np.flatnonzero(after_terminal):
             i = int(idx[k])
             while self.terminals[self._physical(i - 2)]:
-                i = int(sample_batch_indexes(self.window_length + 1, self._count, size=1)[0])
+                # keras-rl's sample_batch_indexes(low, high, size=1) is random.sample(range(low,
+                # high), 1): one _randbelow(high - low), the same draw as randrange(low, high),
+                # which skips sample's set-up (a fifth of catch_dense's sampling time).
+                i = random.randrange(self.window_length + 1, self._count)
             idx[k] = i
         return idx
 

@@ -6,7 +6,8 @@ the number of actions, and returns an uncompiled Keras model with one linear Q v
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 
 from harness.core.errors import UserError
 from harness.kerasrl.compat import keras
@@ -23,7 +24,7 @@ def dense(
     model.add(layers.Flatten())
     for units in hidden:
         model.add(layers.Dense(int(units), activation=activation))
-    model.add(layers.Dense(nb_actions, activation="linear", name="q_values"))
+    model.add(layers.Dense(nb_actions, activation="linear", name="q_values", dtype="float32"))
     return model
 
 
@@ -55,19 +56,39 @@ def conv(
         model.add(layers.Conv2D(int(n), int(k), strides=int(s), padding="same", activation=activation))
     model.add(layers.Flatten())
     model.add(layers.Dense(int(hidden), activation=activation))
-    model.add(layers.Dense(nb_actions, activation="linear", name="q_values"))
+    model.add(layers.Dense(nb_actions, activation="linear", name="q_values", dtype="float32"))
     return model
 
 
 NETWORKS: dict[str, Callable[..., keras.Model]] = {"dense": dense, "conv": conv}
 
 
-def build_network(name: str, input_shape: Sequence[int], nb_actions: int, kwargs: dict) -> keras.Model:
+@contextlib.contextmanager
+def precision_policy(precision: str) -> Iterator[None]:
+    """Layers built inside compute in `precision`: "bfloat16" is Keras' mixed_bfloat16 policy
+    (bfloat16 arithmetic, float32 variables). The Q head is float32 in every builder, so the Q
+    values, the targets, the loss and the optimizer's slots stay float32; a cloned target network
+    keeps each layer's policy (it is part of the layer's config)."""
+    if precision == "float32":
+        yield
+        return
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(f"mixed_{precision}")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def build_network(
+    name: str, input_shape: Sequence[int], nb_actions: int, kwargs: dict, precision: str = "float32"
+) -> keras.Model:
     """Build the named network; a name or argument that does not fit is a UserError."""
     if name not in NETWORKS:
         raise UserError(f"network={name!r} is unknown; expected one of {', '.join(NETWORKS)}")
     try:
-        model = NETWORKS[name](tuple(input_shape), nb_actions, **kwargs)
+        with precision_policy(precision):
+            model = NETWORKS[name](tuple(input_shape), nb_actions, **kwargs)
     except UserError:
         raise
     except (TypeError, ValueError) as err:

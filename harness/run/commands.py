@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from harness.core.errors import UserError
 from harness.core.registry import available_experiments, load_experiment, resolve_experiment
-from harness.core.schema import field_docs, field_types, type_name
+from harness.core.schema import choose_onednn, field_docs, field_types, type_name
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -18,6 +19,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         exp = resume_experiment(args.name, args.resume, args.seed, args.steps, args.overrides)
     else:
         exp = resolve_experiment(args.name, args.seed, args.steps, args.overrides)
+    choose_onednn(exp)  # before TensorFlow is imported
 
     from harness.run.runner import RunInterrupted, run
 
@@ -45,3 +47,21 @@ def cmd_list(args: argparse.Namespace) -> int:
         for key, doc in field_docs().items():
             print(f"  {key:<24} {type_name(types[key]):<12} {doc}")
     return 0
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    """`play`: the run's own oneDNN choice (config.json) before TensorFlow loads, so that the
+    replay computes what the run computed."""
+    from harness.core.rundir import experiment_from_config, read_config
+
+    config = read_config(args.run_dir, "RUN")
+    onednn = config["run"].get("onednn")
+    if isinstance(onednn, bool):
+        import os
+
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1" if onednn else "0")
+    else:  # a run from before the setting: its experiment's default
+        choose_onednn(experiment_from_config(config, Path(args.run_dir) / "config.json", loss_unused=True))
+    from harness.run.play import cli_play
+
+    return cli_play(args)

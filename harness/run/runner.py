@@ -28,9 +28,10 @@ import numpy as np
 
 from harness.core import files, rundir
 from harness.core.rundir import ResumePoint
-from harness.core.schema import Experiment
+from harness.core.schema import Experiment, onednn_wanted
 from harness.core.scoring import EVAL_SEED_OFFSET, VALIDATION_SEED_OFFSET, score_episodes
 from harness.core.signals import SignalCatcher, signal_name
+from harness.kerasrl import compat
 from harness.kerasrl.adapters import KerasRLEnv
 from harness.kerasrl.agents import build_agent, load_weights_checked, make_env, new_session
 from harness.kerasrl.callbacks import BestWeightsKeeper, MetricsFileLogger, ProgressLogger, PruningCheckpoint
@@ -139,6 +140,14 @@ def _build(exp: Experiment, log: TextIO, resume: ResumePoint | None) -> _Run:
     """The seeded env and agent; a bad env id, a network that does not build or resumed weights
     that do not fit fail here, before the run directory exists."""
     wall_start = time.monotonic()
+    if onednn_wanted(exp) != compat.ONEDNN:
+        # TF_ENABLE_ONEDNN_OPTS set by the user, or TensorFlow loaded before the run could choose.
+        print(
+            f"note: oneDNN is {'on' if compat.ONEDNN else 'off'} in this process (TF_ENABLE_ONEDNN_OPTS); "
+            f"experiment {exp.name!r} would choose {'on' if onednn_wanted(exp) else 'off'}",
+            file=log,
+            flush=True,
+        )
     seed_everything(exp.seed)
     env = make_env(exp, seed=exp.seed)
     try:
@@ -171,6 +180,7 @@ def _make_run_dir(state: _Run, runs_dir: str | Path, command: list[str] | None) 
                 "created": state.started.isoformat(timespec="seconds"),
                 "host": platform.node(),
                 "versions": _versions(),
+                "onednn": compat.ONEDNN,
                 "eval_seed": exp.seed + EVAL_SEED_OFFSET,
                 **({"validation_seed": exp.seed + VALIDATION_SEED_OFFSET} if exp.validation_interval else {}),
                 **(
