@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 # mkstemp creates files readable by the owner only; results are meant to be shared like any file
 # the user writes, so renamed files get the usual mode under the process umask.
@@ -41,8 +44,32 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text)
 
 
+# Strict JSON has no NaN or infinity: NaN (a metric before training starts) is written as null,
+# an infinity (delta_clip=inf) as the string "Infinity" or "-Infinity", which float() reads back.
+NON_FINITE = {"Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def strict_json(data: Any) -> Any:
+    """`data` with every non-finite float (NumPy's included) replaced as above."""
+    if isinstance(data, dict):
+        return {key: strict_json(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [strict_json(value) for value in data]
+    if isinstance(data, (float, np.floating)):
+        value = float(data)
+        if math.isnan(value):
+            return None
+        if math.isinf(value):
+            return "Infinity" if value > 0 else "-Infinity"
+        return value
+    if isinstance(data, np.integer):
+        return int(data)
+    return data
+
+
 def write_json(path: str | os.PathLike, data: Any) -> None:
-    write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+    """Write `data` as strict JSON (RFC 8259: parsers other than Python's reject NaN literals)."""
+    write_text(path, json.dumps(strict_json(data), indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
 def write_with(path: str | os.PathLike, writer: Callable[[str], Any]) -> None:

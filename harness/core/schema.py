@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Union
 
 from harness.core.errors import UserError, did_you_mean
+from harness.core.files import NON_FINITE, strict_json
 
 # Names accepted by the string-valued choice fields (the builders live in harness/, which imports
 # TensorFlow; the names are repeated here so that validation stays import-free).
@@ -138,6 +139,16 @@ class Experiment:
             raise UserError(f"config has unknown fields {unknown}; expected fields of Experiment")
         values = dict(data)
         values["callbacks"] = []
+        hints = field_types()
+        for key, value in values.items():
+            # strict JSON's "Infinity" (files.strict_json); older runs wrote the Infinity literal.
+            if (
+                isinstance(value, str)
+                and value in NON_FINITE
+                and hints[key] is not Any
+                and _is_instance(1.0, hints[key])
+            ):
+                values[key] = NON_FINITE[value]
         if isinstance(values.get("loss"), str) and values["loss"] not in LOSSES:
             raise UserError(
                 f"config loss {values['loss']!r} is a function that cannot be rebuilt from "
@@ -197,9 +208,7 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(v) for v in value]
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, float) and not math.isfinite(value):
-        return value  # json writes Infinity / NaN, which json.load reads back
-    return value
+    return strict_json(value)  # what config.json holds: delta_clip=inf is "Infinity"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -79,6 +79,49 @@ class PruningCheckpoint(ModelIntervalCheckpoint):
             old.unlink(missing_ok=True)
 
 
+class Diverged(Exception):
+    """Training produced a NaN or infinity in a watched metric (raised out of keras-rl's `fit`)."""
+
+    def __init__(self, step: int, metric: str, value: float) -> None:
+        super().__init__(f"training diverged at step {step}: {metric} is {value}")
+        self.step = step
+        self.metric = metric
+        self.value = value
+
+
+class DivergenceGuard(Callback):
+    """Stops training at the first train step whose loss or mean Q is NaN or infinite.
+
+    keras-rl keeps training on NaN (every later step is NaN too, and the run still ends with a
+    score); this raises `Diverged` from `on_step_end`, which leaves keras-rl's `fit` at once. Put
+    it before the checkpoint callback, so that no checkpoint is written from the diverged weights.
+    Steps that did not train (warm-up, between train intervals) report NaN by design and are
+    skipped: a step trained when `step > nb_steps_warmup` and `step % train_interval == 0`, the
+    rule of keras-rl's `DQNAgent.backward`. `step_offset` numbers steps globally on a resume.
+    """
+
+    WATCHED = ("loss", "mean_q")
+
+    def __init__(self, step_offset: int = 0) -> None:
+        super().__init__()
+        self.step_offset = step_offset
+        self._indexes: list[tuple[int, str]] | None = None
+
+    def on_step_end(self, step: int, logs: dict | None = None) -> None:
+        agent = self.model
+        if self._indexes is None:
+            names = list(agent.metrics_names)
+            self._indexes = [(names.index(name), name) for name in self.WATCHED if name in names]
+        trained = agent.step > agent.nb_steps_warmup and agent.step % agent.train_interval == 0
+        metrics = (logs or {}).get("metrics")
+        if not trained or metrics is None:
+            return
+        for index, name in self._indexes:
+            value = float(metrics[index])
+            if not math.isfinite(value):
+                raise Diverged(self.step_offset + agent.step + 1, name, value)
+
+
 class ProgressLogger(Callback):
     """Progress on the console: step, percent, steps/s, time left, and the interval's episode return,
     loss, mean Q and epsilon. Written for the harness because keras-rl's TrainIntervalLogger prints

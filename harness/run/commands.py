@@ -21,13 +21,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         exp = resolve_experiment(args.name, args.seed, args.steps, args.overrides)
     choose_onednn(exp)  # before TensorFlow is imported
 
-    from harness.run.runner import RunInterrupted, run
+    from harness.run.runner import RunDiverged, RunInterrupted, run
 
     try:
         run(exp, args.runs_dir, command=sys.argv, resume_from=args.resume)
     except RunInterrupted as stop:
         print(f"interrupted: {stop}", file=sys.stderr)
         return stop.exit_code
+    except RunDiverged as diverged:
+        print(f"error: {diverged}", file=sys.stderr)
+        return diverged.exit_code
     return 0
 
 

@@ -34,12 +34,43 @@ from harness.core.signals import SignalCatcher, signal_name
 from harness.kerasrl import compat
 from harness.kerasrl.adapters import KerasRLEnv
 from harness.kerasrl.agents import build_agent, load_weights_checked, make_env, new_session
-from harness.kerasrl.callbacks import BestWeightsKeeper, MetricsFileLogger, ProgressLogger, PruningCheckpoint
+from harness.kerasrl.callbacks import (
+    BestWeightsKeeper,
+    Diverged,
+    DivergenceGuard,
+    MetricsFileLogger,
+    ProgressLogger,
+    PruningCheckpoint,
+)
 from harness.kerasrl.tensorboard import TensorBoardLogger
 from harness.run.evaluation import evaluate
 from harness.run.resume import find_start
 
-__all__ = ["EVAL_SEED_OFFSET", "VALIDATION_SEED_OFFSET", "RunInterrupted", "evaluate", "run", "seed_everything"]
+__all__ = [
+    "EVAL_SEED_OFFSET",
+    "VALIDATION_SEED_OFFSET",
+    "RunDiverged",
+    "RunInterrupted",
+    "evaluate",
+    "run",
+    "seed_everything",
+]
+
+
+class RunDiverged(Exception):
+    """Training diverged (NaN or infinity in the loss or Q values); the run directory holds the
+    metrics up to it and the checkpoints from before it, and no evaluation."""
+
+    def __init__(self, run_dir: Path, diverged: Diverged) -> None:
+        newest = rundir.newest_checkpoint(run_dir)
+        kept = (
+            f"its newest checkpoint, from step {newest[1]}, is kept for RESUME"
+            if newest is not None
+            else "no checkpoint was due before it"
+        )
+        super().__init__(f"{diverged}; training stopped there, no evaluation. Saved in {run_dir}; {kept}")
+        self.run_dir = run_dir
+        self.exit_code = 1
 
 
 class RunInterrupted(Exception):
@@ -79,6 +110,7 @@ class _Run:
     evaluation: dict[str, Any] | None = None
     eval_weights: str | None = None
     signal_number: int | None = None
+    diverged: Diverged | None = None
 
     @property
     def start_step(self) -> int:
@@ -115,7 +147,7 @@ def run(
         with SignalCatcher() as catcher:
             _train(state, callbacks, catcher)
             _save_model(state)
-            if not catcher.stopped:
+            if not catcher.stopped and state.diverged is None:
                 with catcher.interruptible():
                     _choose_eval_weights(state)
                     _evaluate(state)
@@ -123,10 +155,12 @@ def run(
     finally:
         state.env.close()
     _write_summary(state)
-    if state.signal_number is None:
+    if state.signal_number is None and state.diverged is None:
         _write_demo(state)
     _write_curves(state)
     _report(state)
+    if state.diverged is not None:
+        raise RunDiverged(state.run_dir, state.diverged)
     if state.signal_number is not None:
         raise RunInterrupted(state.run_dir, state.signal_number)
     return state.run_dir
@@ -210,6 +244,7 @@ def _callbacks(state: _Run) -> list[Any]:
     state.file_logger = MetricsFileLogger(run_dir / rundir.METRICS, step_offset=offset)
     callbacks: list[Any] = [
         state.file_logger,
+        DivergenceGuard(step_offset=offset),  # before the checkpoint: none is written from diverged weights
         PruningCheckpoint(run_dir, interval=exp.checkpoint_interval, keep=exp.keep_checkpoints, step_offset=offset),
         ProgressLogger(
             state.nb_steps, exp.log_interval or max(1, state.nb_steps // 20), step_offset=offset, stream=state.log
@@ -235,23 +270,32 @@ def _callbacks(state: _Run) -> list[Any]:
 def _train(state: _Run, callbacks: list[Any], catcher: SignalCatcher) -> None:
     started = time.monotonic()
     with catcher.interruptible():
-        state.agent.fit(
-            state.env,
-            nb_steps=state.nb_steps,
-            action_repetition=state.exp.action_repetition,
-            callbacks=callbacks,
-            verbose=0,
-        )
+        try:
+            state.agent.fit(
+                state.env,
+                nb_steps=state.nb_steps,
+                action_repetition=state.exp.action_repetition,
+                callbacks=callbacks,
+                verbose=0,
+            )
+        except Diverged as diverged:
+            state.diverged = diverged
+            # The exception left `fit` before its `on_train_end`: end every callback as an abort does.
+            for callback in callbacks:
+                callback.on_train_end({"did_abort": True})
     state.train_seconds = time.monotonic() - started
     assert state.file_logger is not None
     # keras-rl flushes metrics in `on_train_end`, which a signal during `on_train_begin` skips.
     state.file_logger.save_data()
-    state.steps_this_run = int(state.agent.step)
+    # A diverged step ran, but left `fit` before keras-rl counted it.
+    state.steps_this_run = int(state.agent.step) + (state.diverged is not None)
     state.episodes = len(state.file_logger.data.get("episode", []))
 
 
 def _save_model(state: _Run) -> None:
     files.write_text(state.run_dir / rundir.MODEL, state.agent.model.to_json())
+    if state.diverged is not None:
+        return  # NaN weights are no final weights; the checkpoints before the divergence are kept
     files.write_with(state.run_dir / rundir.WEIGHTS, lambda tmp: state.agent.save_weights(tmp, overwrite=True))
 
 
@@ -309,6 +353,9 @@ def _write_summary(state: _Run) -> None:
                 "best_score": keeper.best[1] if keeper.best else None,
                 "history": [{"step": step, "score": score} for step, score in keeper.history],
             },
+            "diverged": None
+            if state.diverged is None
+            else {"step": state.diverged.step, "metric": state.diverged.metric, "value": str(state.diverged.value)},
             "interrupted": interrupted,
             "signal": signal_name(state.signal_number) if state.signal_number is not None else None,
             "started": state.started.isoformat(timespec="seconds"),
