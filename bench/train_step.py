@@ -64,19 +64,12 @@ def measure(name: str, overrides: Sequence[str], repeats: int) -> dict[str, Any]
         next_observation, reward, done, _ = env.step(action)
         agent.memory.append(observation, action, reward, done)
         observation = env.reset() if done else next_observation
-    state0, actions, rewards, state1, terminal1 = agent._sample()
-    feeds = [
-        agent._states(state0),
-        agent._states(state1),
-        actions.astype(np.int32),
-        rewards.astype(np.float32),
-        (~terminal1).astype(np.float32),
-    ]
+    feeds = agent.train_feeds()
     graph = agent.train_graph
-    if len(graph["feeds"]) > len(feeds):
-        feeds.append(np.array(True))
     session = agent._session
-    parts: dict[str, Callable[[], Any]] = {"act": lambda: agent.compute_q_values(state0[0])}
+    # One state as acting sees it: a window of stored observations, before the processor.
+    window = agent.memory.get_recent_state(observation)
+    parts: dict[str, Callable[[], Any]] = {"act": lambda: agent.compute_q_values(window)}
     for label, fetch in (("target(s1)", "target_q1"), ("online(s1)", "online_q1"), ("loss", "loss")):
         if graph[fetch] is not None:
             parts[label] = functools.partial(_make_callable(session, graph["feeds"], [graph[fetch]]), *feeds)

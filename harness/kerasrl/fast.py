@@ -254,17 +254,7 @@ class FastDQNAgent(DQNAgent):
             return [np.nan] * len(self.metrics_names)
 
         if step > self.nb_steps_warmup and step % self.train_interval == 0:
-            state0, actions, rewards, state1, terminal1 = self._sample()
-            feeds = [
-                self._states(state0),
-                self._states(state1),
-                actions.astype(np.int32),
-                rewards.astype(np.float32),
-                (~terminal1).astype(np.float32),
-            ]
-            if self._train_learning_phase:
-                feeds.append(np.array(True))
-            metrics = [float(v) for v in self._train_fn(*feeds)]
+            metrics = [float(v) for v in self._train_fn(*self.train_feeds())]
             metrics += self.policy.metrics
             if self.processor is not None:
                 metrics += self.processor.metrics
@@ -274,6 +264,20 @@ class FastDQNAgent(DQNAgent):
         if self.target_model_update >= 1 and step % self.target_model_update == 0:
             self.update_target_model_hard()
         return metrics
+
+    def train_feeds(self) -> list[np.ndarray]:
+        """A sampled batch as the train graph's feeds (states through the processor, dtypes)."""
+        state0, actions, rewards, state1, terminal1 = self._sample()
+        feeds = [
+            self._states(state0),
+            self._states(state1),
+            actions.astype(np.int32),
+            rewards.astype(np.float32),
+            (~terminal1).astype(np.float32),
+        ]
+        if self._train_learning_phase:
+            feeds.append(np.array(True))
+        return feeds
 
     def _sample(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """A training batch as arrays (any keras-rl memory works; RingMemory skips the lists)."""
