@@ -111,9 +111,10 @@ baseline: $(STAMP)
 bench-memory: $(STAMP)
 	@$(PY) -m bench.memory $(if $(JSON),--json "$(JSON)")
 
-# make bench [REPS=3]: catch_dense and cave_conv on keras-rl's stock DQNAgent and on the fast path,
+# make bench [REPS=3]: catch_dense and cave_conv on keras-rl's stock DQNAgent, on the fast path with oneDNN off
+# (fast-old) and with today's defaults (fast),
 # alternating, REPS runs each (median env/train steps/s, ratio, peak RSS), plus a memory-flatness
-# check; writes bench/results.md and bench/results.json (about 5 minutes on 2 cores).
+# check; writes bench/results.md and bench/results.json (about 7 minutes on 2 cores).
 .PHONY: bench
 bench: $(STAMP)
 	@$(PY) -m bench.speed --reps "$(or $(REPS),3)"
