@@ -10,7 +10,8 @@
 
 The run directory's layout is harness.core.rundir's. Ctrl-C (SIGINT) or SIGTERM stops training
 at the next step; the run still saves its weights, metrics and a summary with
-`interrupted: true`, and `RunInterrupted` carries the exit code.
+`interrupted: true`, and `RunInterrupted` carries the exit code. A NaN or infinite loss or mean Q
+stops training too (`RunDiverged`, exit 1): the summary records where, and no evaluation runs.
 """
 
 from __future__ import annotations
@@ -137,7 +138,8 @@ def run(
     """Train, evaluate and save one run of `exp`; return its directory.
 
     `resume_from`: a run directory of the same experiment to continue (harness.run.resume).
-    Raises UserError for mistakes in the experiment and RunInterrupted when stopped by a signal.
+    Raises UserError for mistakes in the experiment, RunInterrupted when stopped by a signal and
+    RunDiverged when the loss or Q values became NaN or infinite (after saving what it had).
     """
     resume = find_start(exp, resume_from) if resume_from is not None else None
     state = _build(exp, log or sys.stdout, resume)
