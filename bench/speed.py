@@ -96,7 +96,8 @@ def measure(
     from harness.core.registry import load_experiment
     from harness.core.schema import apply_overrides, choose_onednn
 
-    choose_onednn(load_experiment(name))  # as `python -m harness run` does, before TensorFlow loads
+    exp = load_experiment(name)
+    choose_onednn(exp)  # as `python -m harness run` does, before TensorFlow loads
     from harness.kerasrl import compat
     from harness.kerasrl.compat import Callback
     from harness.run.runner import run
@@ -125,7 +126,6 @@ def measure(
                     self.samples.append((self.steps, _rss() / _MB))
 
     probe = Probe()
-    exp = load_experiment(name)
     changes: dict[str, Any] = dict(
         fast_path=fast,
         nb_steps=steps,
