@@ -4,9 +4,11 @@
 fills the replay memory cave_conv trains with, exactly as training does: CAVE frames from the env
 (a random player), through the experiment's `frames` processor (96x96 -> 48x48 uint8), appended
 with their action, reward and terminal flag. It does so for both memories the harness can use:
-the fast path's `RingMemory` (preallocated uint8 arrays) and keras-rl's `SequentialMemory` (a ring
-of per-step array objects). Each measurement runs in a fresh Python process (freed memory is not
-reliably returned to the OS, so one process cannot measure two memories) and reports the resident
+the fast path's `RingMemory` (preallocated uint8 arrays), its `PrioritizedRingMemory` (the same
+plus a sum tree and a priority per slot, prioritized_replay=true) and keras-rl's
+`SequentialMemory` (a ring of per-step array objects). Each measurement runs in a fresh Python
+process (freed memory is not reliably returned to the OS, so one process cannot measure two
+memories) and reports the resident
 set size (psutil RSS) added by filling the memory, after TensorFlow, keras-rl and the env are
 loaded. It then appends 10% more transitions: a full memory must not grow any further.
 
@@ -27,7 +29,8 @@ from typing import Any
 
 from harness.cli import OneLineParser, positive_int, run_main
 
-MEMORIES = ("ring", "sequential")  # fast_path=True, fast_path=False
+# fast_path=True; fast_path=True with prioritized_replay=True; fast_path=False.
+MEMORIES = ("ring", "prioritized", "sequential")
 TARGET_MB = 400.0
 _MB = 1e6
 
@@ -50,7 +53,9 @@ def measure(kind: str, transitions: int, seed: int = 0) -> dict[str, Any]:
     from harness.kerasrl.agents import make_memory, make_processor
 
     exp = load_experiment("cave_conv")
-    exp = dataclasses.replace(exp, fast_path=(kind == "ring"), memory_limit=transitions)
+    exp = dataclasses.replace(
+        exp, fast_path=(kind != "sequential"), prioritized_replay=(kind == "prioritized"), memory_limit=transitions
+    )
     processor = make_processor(exp)
     assert processor is not None  # cave_conv downsamples its frames
     memory = make_memory(exp)

@@ -4,8 +4,9 @@
 run in a fresh Python process (so that its peak RSS is its own), training through the real runner
 (`harness.run.runner.run`: the experiment's callbacks, logging and checkpoints included) on three
 paths (PATHS): `stock` (keras-rl's DQNAgent, `fast_path=false`, oneDNN off), `fast-old` (the fast
-path with oneDNN off, the baseline of the speed targets) and `fast` (the fast path with the
-experiment's own defaults):
+path with oneDNN off, the baseline of the speed targets), `fast` (the fast path with the
+experiment's own defaults), and the replay settings on top of `fast` (REPLAY_PATHS: `fast-per`,
+prioritized replay; `fast-n3`, 3-step returns):
 
 1. catch_dense, `--reps` times on each path, alternating the paths so that a change in the
    machine's load hits both alike: the median env steps/s of the training loop, the ratio of the
@@ -21,8 +22,10 @@ experiment's own defaults):
 
 Targets (printed with each figure): fast >= 6x stock on catch_dense; cave_conv faster on the fast
 path; fast >= TARGET_NEW x fast-old (catch_dense env steps/s, cave_conv train steps/s); no run grows
-by more than FLAT_TOLERANCE_MB after its memory is full. The results go to `<out>/results.json` and
-`<out>/results.md` (docs/results.md quotes the latter); the exit status is 1 if a target is missed.
+by more than FLAT_TOLERANCE_MB after its memory is full; prioritized replay costs at most
+PER_COST of `fast`'s speed (catch_dense env steps/s, cave_conv train steps/s). The results go to
+`<out>/results.json` and `<out>/results.md` (docs/results.md quotes the latter); the exit status
+is 1 if a target is missed.
 """
 
 from __future__ import annotations
@@ -62,10 +65,15 @@ FLAT_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536"}
 # The paths measured: keras-rl's stock DQNAgent; the fast path as it ran before oneDNN was chosen
 # per experiment (always off: the baseline of the speed targets); the fast path with today's
 # defaults. FLATNESS_PATHS: the memory-flatness check covers the two code paths.
-PATHS = ("stock", "fast-old", "fast")
+# REPLAY_PATHS: `fast` plus one replay setting each (harness.kerasrl.prioritized, RingMemory.batch_at).
+REPLAY_PATHS = {"fast-per": ("prioritized_replay=true",), "fast-n3": ("n_step=3",)}
+PATHS = ("stock", "fast-old", "fast", *REPLAY_PATHS)
 FLATNESS_PATHS = ("stock", "fast")
 # Speed targets against the fast path with oneDNN off, in the same run (docs/results.md).
 TARGET_NEW = {"catch_dense": 1.5, "cave_conv": 2.0}
+# The largest share of `fast`'s speed prioritized replay may cost (issue: 20% on catch_dense, whose
+# steps are ~250 microseconds of Python; 10% on cave_conv, whose train steps are convolutions).
+PER_COST = {"catch_dense": 0.20, "cave_conv": 0.10}
 _MB = 1024 * 1024
 
 
@@ -144,6 +152,7 @@ def measure(
     result: dict[str, Any] = {
         "experiment": name,
         "path": "fast" if fast else "stock",
+        "overrides": list(overrides),
         "onednn": compat.ONEDNN,
         "steps": summary["steps"],
         "train_seconds": train_seconds,
@@ -202,6 +211,8 @@ def _measure_in_subprocess(
     ]
     if memory_limit is not None:
         args += ["--memory-limit", str(memory_limit)]
+    for setting in REPLAY_PATHS.get(path, ()):
+        args += ["--set", setting]
     load_before = os.getloadavg()[0]
     env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}  # "fast": the experiment's
     if path != "fast":
@@ -251,6 +262,7 @@ def _speed(name: str, reps: int, steps: int, warmup: int, key: str) -> dict[str,
         "peak_rss_mb": {p: statistics.median(r["peak_rss_mb"] for r in runs[p]) for p in PATHS},
         "ratio": medians["fast"] / medians["stock"],
         "ratio_to_old": medians["fast"] / medians["fast-old"],
+        "replay_cost": {p: 1.0 - medians[p] / medians["fast"] for p in REPLAY_PATHS},
         "runs": runs,
     }
 
@@ -287,6 +299,20 @@ def _table(results: dict[str, Any]) -> str:
             f"| cave_conv | env steps/s | {env['stock']:.1f} | {env['fast-old']:.1f} | {env['fast']:.1f} "
             f"| {env['fast'] / env['stock']:.2f}x | {env['fast'] / env['fast-old']:.2f}x | | |"
         )
+    lines += [
+        "",
+        "Replay settings on the fast path (`fast` plus one setting; cost: the share of `fast`'s speed lost):",
+        "",
+        "| experiment | measure | fast | "
+        + " | ".join(f"{p} ({', '.join(REPLAY_PATHS[p])}) | cost" for p in REPLAY_PATHS)
+        + " |",
+        "| --- | --- | ---: | " + " | ".join("---: | ---:" for _ in REPLAY_PATHS) + " |",
+    ]
+    for entry, label in ((catch, "env steps/s"), (cave, "train steps/s")):
+        if entry is None:
+            continue
+        cells = " | ".join(f"{entry['median'][p]:.1f} | {100 * entry['replay_cost'][p]:.1f}%" for p in REPLAY_PATHS)
+        lines.append(f"| {entry['experiment']} | {label} | {entry['median']['fast']:.1f} | {cells} |")
     lines += ["", "Each run (steps/s):", ""]
     for entry in (catch, cave):
         if entry is None:
@@ -382,6 +408,18 @@ def bench(reps: int, steps: int, cave_steps: int, out: Path, flat_steps: int, fl
                 f"{entry['experiment']} with today's defaults >= {goal:g}x the fast path with oneDNN off "
                 f"({entry['measure'].replace('_', ' ')}: measured {entry['ratio_to_old']:.2f}x)",
                 entry["ratio_to_old"] >= goal,
+            )
+        )
+    for entry in (catch, cave):
+        if entry is None:
+            continue
+        limit = PER_COST[entry["experiment"]]
+        cost = entry["replay_cost"]["fast-per"]
+        targets.append(
+            (
+                f"{entry['experiment']}: prioritized replay costs at most {100 * limit:g}% of the fast path's "
+                f"{entry['measure'].replace('_', ' ')} (measured {100 * cost:.1f}%)",
+                cost <= limit,
             )
         )
     worst = max(r["growth_after_full_mb"] for r in flat)

@@ -67,7 +67,10 @@ def measure(name: str, overrides: Sequence[str], repeats: int) -> dict[str, Any]
     feeds = agent.train_feeds()
     graph = agent.train_graph
     session = agent._session
-    # One state as acting sees it: a window of stored observations, before the processor.
+    # One state as acting sees it: a window of stored observations (processed as keras-rl's fit
+    # processes each observation before `forward`), before the processor's state batch step.
+    if processor is not None:
+        observation = processor.process_observation(observation)
     window = agent.memory.get_recent_state(observation)
     parts: dict[str, Callable[[], Any]] = {"act": lambda: agent.compute_q_values(window)}
     for label, fetch in (("target(s1)", "target_q1"), ("online(s1)", "online_q1"), ("loss", "loss")):

@@ -10,7 +10,10 @@ from bench import memory as bench_memory
 from tests.helpers import ROOT
 
 
-@pytest.mark.parametrize("kind, memory", [("ring", "RingMemory"), ("sequential", "SequentialMemory")])
+@pytest.mark.parametrize(
+    "kind, memory",
+    [("ring", "RingMemory"), ("prioritized", "PrioritizedRingMemory"), ("sequential", "SequentialMemory")],
+)
 def test_measure_fills_the_cave_conv_memory_exactly(kind, memory):
     result = bench_memory.measure(kind, transitions=1_500, seed=3)
     assert result["memory"] == memory and result["entries"] == 1_500

@@ -65,6 +65,13 @@ class Experiment:
     memory_interval: int = setting(1, "env steps between stored transitions")
     target_model_update: float = setting(1_000, "target net: hard copy every N steps if >= 1, soft rate if < 1")
     delta_clip: float = setting(1.0, "Huber loss clip (inf: plain squared error)")
+    n_step: int = setting(
+        1, "transitions each target sums rewards over before bootstrapping (1: keras-rl's one-step target)"
+    )
+    prioritized_replay: bool = setting(False, "proportional prioritized replay (Schaul et al. 2016)")
+    per_alpha: float = setting(0.6, "prioritized replay: priority exponent (0: uniform)")
+    per_beta0: float = setting(0.4, "prioritized replay: importance-sampling exponent at step 0, annealed to 1")
+    per_eps: float = setting(1e-6, "prioritized replay: added to |TD error| so that no priority is 0")
     enable_double_dqn: bool = setting(True, "Double DQN targets")
     enable_dueling_network: bool = setting(False, "dueling head on the network")
     dueling_type: str = setting("avg", f"dueling aggregation, one of {DUELING_TYPES}")
@@ -116,6 +123,13 @@ class Experiment:
                 f"{where}: batch_size={self.batch_size} is larger than "
                 f"memory_limit={self.memory_limit}; expected batch_size <= memory_limit"
             )
+        if not self.fast_path:
+            beyond = [f"{k}={getattr(self, k)!r}" for k, off in _FAST_PATH_ONLY if getattr(self, k) != off]
+            if beyond:
+                raise UserError(
+                    f"{where}: {', '.join(beyond)} needs the fast path (fast_path=true); keras-rl's "
+                    f"stock DQNAgent has one-step uniform replay only"
+                )
         for factory in self.callbacks:
             if not callable(factory):
                 raise UserError(f"{where}: callbacks must be functions run_dir -> Callback; got {factory!r}")
@@ -172,6 +186,7 @@ _POSITIVE = (
     "validation_episodes",
     "checkpoint_interval",
     "keep_checkpoints",
+    "n_step",
 )
 _NON_NEGATIVE = ("nb_steps_warmup", "eps_anneal_steps", "seed", "validation_interval")
 
@@ -191,6 +206,9 @@ _RANGE_CHECKS: tuple[tuple[str, str, Callable[[Any], bool]], ...] = (
     ("eps_max", "a probability in [0, 1]", lambda v: 0.0 <= v <= 1.0),
     ("eps_min", "a probability in [0, 1]", lambda v: 0.0 <= v <= 1.0),
     ("boltzmann_tau", "a number > 0", lambda v: v > 0),
+    ("per_alpha", "a number >= 0", lambda v: v >= 0 and math.isfinite(v)),
+    ("per_beta0", "a number in [0, 1]", lambda v: 0.0 <= v <= 1.0),
+    ("per_eps", "a finite number > 0", lambda v: v > 0 and math.isfinite(v)),
     ("learning_rate", "a finite number > 0 or None", lambda v: v is None or (v > 0 and math.isfinite(v))),
     ("log_interval", "a positive integer or None", lambda v: v is None or v >= 1),
     ("policy", *_one_of(POLICIES)),
@@ -199,6 +217,10 @@ _RANGE_CHECKS: tuple[tuple[str, str, Callable[[Any], bool]], ...] = (
     ("precision", *_one_of(PRECISIONS)),
     ("loss", f"one of {', '.join(LOSSES)} or a function", lambda v: callable(v) or v in LOSSES),
 )
+
+
+# Settings keras-rl's stock DQNAgent cannot honour, with their off value.
+_FAST_PATH_ONLY = (("n_step", 1), ("prioritized_replay", False))
 
 
 def _jsonable(value: Any) -> Any:

@@ -102,8 +102,23 @@ def make_policy(exp: Experiment, step_offset: int = 0) -> Any:
     raise UserError(f"policy={exp.policy!r} is unknown")  # validate() catches this first
 
 
-def make_memory(exp: Experiment) -> Any:
-    """The replay memory: harness.kerasrl.fast's RingMemory on the fast path, else keras-rl's SequentialMemory."""
+def make_memory(exp: Experiment, step_offset: int = 0) -> Any:
+    """The replay memory: on the fast path harness.kerasrl's RingMemory (PrioritizedRingMemory with
+    prioritized_replay, its beta annealed over the run's nb_steps from `step_offset`), else
+    keras-rl's SequentialMemory."""
+    if exp.fast_path and exp.prioritized_replay:
+        from harness.kerasrl.prioritized import PrioritizedRingMemory
+
+        return PrioritizedRingMemory(
+            limit=exp.memory_limit,
+            window_length=exp.window_length,
+            alpha=exp.per_alpha,
+            beta0=exp.per_beta0,
+            eps=exp.per_eps,
+            beta_steps=exp.nb_steps,
+            step_offset=step_offset,
+            seed=exp.seed,
+        )
     if exp.fast_path:
         from harness.kerasrl.memory import RingMemory
 
@@ -175,7 +190,10 @@ def agent_class_and_options(exp: Experiment) -> tuple[type, dict[str, Any]]:
         from harness.kerasrl.fast import FastDQNAgent
 
         # FastDQNAgent's default loss is keras-rl's own Huber loss clipped at delta_clip.
-        return FastDQNAgent, ({} if exp.loss == "huber" else {"loss_fn": make_loss(exp.loss, exp.delta_clip)})
+        options: dict[str, Any] = {} if exp.loss == "huber" else {"loss_fn": make_loss(exp.loss, exp.delta_clip)}
+        if exp.n_step > 1:
+            options["n_step"] = exp.n_step
+        return FastDQNAgent, options
     if exp.loss == "huber":
         return DQNAgent, {}
 
@@ -194,7 +212,7 @@ def build_agent(exp: Experiment, env: KerasRLEnv, model: keras.Model | None = No
     agent = agent_class(
         model=model,
         nb_actions=_nb_actions(env),
-        memory=make_memory(exp),
+        memory=make_memory(exp, step_offset),
         policy=make_policy(exp, step_offset),
         processor=processor,
         gamma=exp.gamma,

@@ -48,7 +48,8 @@ from harness.kerasrl.compat import (
     keras,
     tf,
 )
-from harness.kerasrl.memory import RingMemory
+from harness.kerasrl.memory import Batch, RingMemory
+from harness.kerasrl.prioritized import PrioritizedRingMemory
 
 __all__ = ["FastDQNAgent"]
 
@@ -75,7 +76,14 @@ class FastDQNAgent(DQNAgent):
 
     Takes DQNAgent's arguments, plus `loss_fn`: the element-wise TD loss `(y_true, y_pred) ->
     tensor` (None: keras-rl's Huber loss clipped at `delta_clip`, what stock `DQNAgent` trains
-    with). The model must have a single input (the networks in harness.kerasrl.models do).
+    with), and `n_step`: the number of stored transitions each target sums rewards over before it
+    bootstraps (1: keras-rl's one-step target; see RingMemory.batch_at). The model must have a
+    single input (the networks in harness.kerasrl.models do).
+
+    Beyond keras-rl: with `n_step` > 1 the target is `r_t + ... + gamma**(m-1) r_{t+m-1} +
+    gamma**m Q_target(s_{t+m}, a*)` (m <= n, cut at a terminal); with a PrioritizedRingMemory the
+    per-sample loss is multiplied by the batch's importance-sampling weights and the same session
+    call returns |target - Q(s0, a)|, which becomes the drawn transitions' new priorities.
 
     Semantics kept from keras-rl (`rl/agents/dqn.py`): transitions are stored every
     `memory_interval` steps; a batch is trained when `step > nb_steps_warmup` and
@@ -94,9 +102,15 @@ class FastDQNAgent(DQNAgent):
     were computed, so a seed gives the same numbers every time.
     """
 
-    def __init__(self, *args: Any, loss_fn: Callable | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, loss_fn: Callable | None = None, n_step: int = 1, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.loss_fn = loss_fn
+        if int(n_step) < 1:
+            raise ValueError(f"n_step must be a positive integer; got {n_step!r}")
+        self.n_step = int(n_step)
+        if self.n_step > 1 and not isinstance(self.memory, RingMemory):
+            raise ValueError("n_step > 1 needs a RingMemory (harness.kerasrl.memory)")
+        self.prioritized = isinstance(self.memory, PrioritizedRingMemory)
         self._metric_labels: list[str] = []
 
     # --- compile: build the graphs once -------------------------------------------------------
@@ -126,9 +140,11 @@ class FastDQNAgent(DQNAgent):
             state1 = tf.compat.v1.placeholder(state0.dtype, shape=state0.shape, name="state1")
             actions = tf.compat.v1.placeholder(tf.int32, shape=(None,), name="action")
             rewards = tf.compat.v1.placeholder(tf.float32, shape=(None,), name="reward")
-            nonterminal = tf.compat.v1.placeholder(tf.float32, shape=(None,), name="not_terminal1")
+            # gamma**m, or 0 where the return reached a terminal (one-step: gamma * not terminal1).
+            discounts = tf.compat.v1.placeholder(tf.float32, shape=(None,), name="discount")
 
-            # Targets, as keras-rl computes them in NumPy: gamma * q, masked by terminal1, plus r.
+            # Targets, as keras-rl computes them in NumPy: r + gamma * q masked by terminal1 (the
+            # same float32 products as keras-rl's gamma * q * (1 - terminal1)), n-step or not.
             target_q1 = target(state1, training=False)
             online_q1 = model(state1, training=False) if self.enable_double_dqn else None
             if online_q1 is not None:
@@ -136,7 +152,7 @@ class FastDQNAgent(DQNAgent):
                 q1 = tf.gather(target_q1, best, axis=1, batch_dims=1)
             else:
                 q1 = tf.reduce_max(target_q1, axis=1)
-            returns = tf.stop_gradient(rewards + (self.gamma * q1) * nonterminal)
+            returns = tf.stop_gradient(rewards + discounts * q1)
             mask = tf.one_hot(actions, self.nb_actions, dtype=tf.float32)
             targets = mask * returns[:, None]
 
@@ -144,6 +160,13 @@ class FastDQNAgent(DQNAgent):
             y_pred = model.output
             loss_fn = self.loss_fn or (lambda y_true, y_hat: huber_loss(y_true, y_hat, self.delta_clip))
             per_sample = backend.sum(loss_fn(targets, y_pred) * mask, axis=-1)
+            extra_fetches, is_weights = [], None
+            if self.prioritized:
+                is_weights = tf.compat.v1.placeholder(tf.float32, shape=(None,), name="is_weight")
+                per_sample = per_sample * is_weights
+                # The new priorities' |delta|, from this step's forward pass (before its update).
+                q_taken = tf.gather(y_pred, actions, axis=1, batch_dims=1)
+                extra_fetches.append(tf.abs(returns - tf.cast(q_taken, tf.float32)))
             loss = tf.reduce_mean(per_sample)
             if model.losses:
                 loss = loss + tf.add_n(model.losses)
@@ -182,7 +205,9 @@ class FastDQNAgent(DQNAgent):
                 name="target_hard_update",
             )
 
-            feeds = [state0, state1, actions, rewards, nonterminal]
+            feeds = [state0, state1, actions, rewards, discounts]
+            if is_weights is not None:
+                feeds.append(is_weights)
             learning_phase = backend.learning_phase()
             self._train_learning_phase = isinstance(learning_phase, (tf.Tensor, tf.Variable))
             if self._train_learning_phase:
@@ -191,7 +216,7 @@ class FastDQNAgent(DQNAgent):
         # get_session initialises the variables Keras tracks (the optimizer's slots and iterations).
         session = tf.compat.v1.keras.backend.get_session()
         self._session = session
-        self._train_fn = _make_callable(session, feeds, [loss] + metric_tensors, [train_op])
+        self._train_fn = _make_callable(session, feeds, [loss] + metric_tensors + extra_fetches, [train_op])
         self._q_fn = _make_callable(session, [state0], [model.output])
         self._hard_update_fn = _make_callable(session, [], [], [hard_update])
         # The pieces of a train step, for bench/train_step.py to time one at a time.
@@ -254,7 +279,7 @@ class FastDQNAgent(DQNAgent):
             return [np.nan] * len(self.metrics_names)
 
         if step > self.nb_steps_warmup and step % self.train_interval == 0:
-            metrics = [float(v) for v in self._train_fn(*self.train_feeds())]
+            metrics = self.train_on_batch(self.sample_batch())
             metrics += self.policy.metrics
             if self.processor is not None:
                 metrics += self.processor.metrics
@@ -265,29 +290,45 @@ class FastDQNAgent(DQNAgent):
             self.update_target_model_hard()
         return metrics
 
-    def train_feeds(self) -> list[np.ndarray]:
-        """A sampled batch as the train graph's feeds (states through the processor, dtypes)."""
-        state0, actions, rewards, state1, terminal1 = self._sample()
+    def train_on_batch(self, batch: Batch) -> list[float]:
+        """One train step on `batch` (one session call); prioritized replay's new priorities are
+        stored. Returns the loss and the compiled metrics, mean_q last."""
+        fetched = self._train_fn(*self.train_feeds(batch))
+        if self.prioritized:
+            self.memory.update_priorities(batch.slots, fetched.pop())
+        return [float(v) for v in fetched]
+
+    def sample_batch(self) -> Batch:
+        """A training batch from the memory (any keras-rl memory; RingMemory skips the lists)."""
+        if isinstance(self.memory, PrioritizedRingMemory):
+            return self.memory.sample_batch(self.batch_size, self.gamma, self.n_step, step=int(self.step))
+        if isinstance(self.memory, RingMemory):
+            return self.memory.sample_batch(self.batch_size, self.gamma, self.n_step)
+        experiences = self.memory.sample(self.batch_size)
+        terminal1 = np.array([bool(e.terminal1) for e in experiences])
+        return Batch(
+            state0=np.array([e.state0 for e in experiences]),
+            actions=np.array([e.action for e in experiences]),
+            returns=np.array([e.reward for e in experiences], dtype=np.float32),
+            bootstrap=np.array([e.state1 for e in experiences]),
+            discounts=np.where(terminal1, np.float32(0.0), np.float32(self.gamma)),
+        )
+
+    def train_feeds(self, batch: Batch | None = None) -> list[np.ndarray]:
+        """A batch (a fresh sample if None) as the train graph's feeds (states through the
+        processor, dtypes)."""
+        if batch is None:
+            batch = self.sample_batch()
         feeds = [
-            self._states(state0),
-            self._states(state1),
-            actions.astype(np.int32),
-            rewards.astype(np.float32),
-            (~terminal1).astype(np.float32),
+            self._states(batch.state0),
+            self._states(batch.bootstrap),
+            batch.actions.astype(np.int32),
+            batch.returns.astype(np.float32),
+            batch.discounts.astype(np.float32),
         ]
+        if self.prioritized:
+            assert batch.weights is not None  # PrioritizedRingMemory batches carry them
+            feeds.append(batch.weights)
         if self._train_learning_phase:
             feeds.append(np.array(True))
         return feeds
-
-    def _sample(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """A training batch as arrays (any keras-rl memory works; RingMemory skips the lists)."""
-        if isinstance(self.memory, RingMemory):
-            return self.memory.sample_arrays(self.batch_size)
-        experiences = self.memory.sample(self.batch_size)
-        return (
-            np.array([e.state0 for e in experiences]),
-            np.array([e.action for e in experiences]),
-            np.array([e.reward for e in experiences]),
-            np.array([e.state1 for e in experiences]),
-            np.array([bool(e.terminal1) for e in experiences]),
-        )

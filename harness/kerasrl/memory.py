@@ -1,17 +1,36 @@
 """The fast path's replay memory, `RingMemory`: keras-rl's `SequentialMemory` in preallocated NumPy
-ring buffers (see harness.kerasrl.fast for why the fast path exists)."""
+ring buffers (see harness.kerasrl.fast for why the fast path exists), and the batch it trains on,
+`Batch`, with n-step returns. Prioritized replay builds on it in harness.kerasrl.prioritized."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from typing import Any, overload
+from typing import Any, NamedTuple, overload
 
 import numpy as np
 
 from harness.kerasrl.compat import Experience, Memory, sample_batch_indexes
 
-__all__ = ["RingMemory"]
+__all__ = ["Batch", "RingMemory"]
+
+
+class Batch(NamedTuple):
+    """What one train step learns from: the target is `returns + discounts * Q_target(bootstrap, a*)`.
+
+    `returns` is the n-step discounted reward sum, `discounts` is gamma**m for the m steps summed,
+    or 0 where a terminal lies among them (nothing to bootstrap from). `weights` are prioritized
+    replay's importance-sampling weights (None: uniform replay) and `slots` the ring slots of the
+    transitions, for its priority update.
+    """
+
+    state0: np.ndarray
+    actions: np.ndarray
+    returns: np.ndarray
+    bootstrap: np.ndarray
+    discounts: np.ndarray
+    weights: np.ndarray | None = None
+    slots: np.ndarray | None = None
 
 
 class RingMemory(Memory):
@@ -138,25 +157,77 @@ class RingMemory(Memory):
         self, batch_size: int, batch_idxs: Sequence[int] | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(state0, actions, rewards, state1, terminal1) for a batch chosen as `sample` chooses it."""
-        idx = self.sample_indexes(batch_size, batch_idxs)
+        return self._one_step(self.sample_indexes(batch_size, batch_idxs) - 1)
+
+    def sample_batch(self, batch_size: int, gamma: float, n_step: int = 1) -> Batch:
+        """A training batch drawn as `sample` draws it, with `n_step` returns (see `batch_at`)."""
+        return self.batch_at(self.sample_indexes(batch_size) - 1, gamma, n_step)
+
+    def batch_at(self, last: np.ndarray, gamma: float, n_step: int = 1) -> Batch:
+        """The batch of the transitions whose state0 ends at logical indexes `last`.
+
+        n_step = 1 is keras-rl's one-step target (the same arrays `sample_arrays` gives). For
+        n_step = n the return sums r_t + gamma r_{t+1} + ... over at most n stored transitions and
+        bootstraps from the state after the last of them with gamma**m; the sum stops at the first
+        terminal (included, discount 0: no bootstrap past it) and at the newest stored observation
+        (a shorter sum, still an unbiased m-step target). Stored transitions count, not env steps:
+        with action_repetition each is one action and its summed reward, with memory_interval > 1
+        the stored ones follow each other as in keras-rl's one-step targets. A time-limit cut is
+        stored as terminal by keras-rl's fit (harness.kerasrl.adapters), so it ends the sum too.
+        """
+        last = np.asarray(last, dtype=np.int64)
+        if n_step == 1:
+            state0, actions, rewards, state1, terminal1 = self._one_step(last)
+            discounts = np.where(terminal1, np.float32(0.0), np.float32(gamma))
+            return Batch(state0, actions, rewards.astype(np.float32), state1, discounts)
+        returns = np.zeros(len(last), dtype=np.float64)
+        taken = np.zeros(len(last), dtype=np.int64)
+        cut = np.zeros(len(last), dtype=bool)
+        going = np.ones(len(last), dtype=bool)
+        stored_after = (self._count - 1) - last  # observations stored after each state0's newest
+        for k in range(n_step):
+            step = going & (k < stored_after)
+            slot = self._physical(last + k)
+            returns += np.where(step, gamma**k * self.rewards[slot], 0.0)
+            taken += step
+            ended = step & self.terminals[slot]
+            cut |= ended
+            going = step & ~ended
+        discounts = np.where(cut, 0.0, float(gamma) ** taken).astype(np.float32)
+        return Batch(
+            self.windows(last),
+            self.actions[self._physical(last)],
+            returns.astype(np.float32),
+            self.windows(last + taken),
+            discounts,
+        )
+
+    def windows(self, newest: np.ndarray) -> np.ndarray:
+        """The states (batch, window_length, *obs) whose newest observations are at logical indexes
+        `newest`, zero-padded where SequentialMemory stops at an episode start."""
         wl = self.window_length
-        last = self._physical(idx - 1)
-        following = self._physical(idx)
         obs = self.observations
-        assert obs is not None  # sample_indexes found stored transitions, so the buffer exists
+        assert obs is not None  # called for sampled transitions, so the buffer exists
         if wl == 1:
-            state0 = obs[last][:, None]
-            state1 = obs[following][:, None]
-        else:
-            # Window position p holds the observation at logical idx - wl + p (p = wl - 1 is the
-            # newest). Position p is zeroed when a terminal lies between it and the newest one,
-            # i.e. when any of terminals[idx - wl - 1 + q] for q >= p is set, as SequentialMemory
-            # stops walking back at the first terminal it meets.
-            window = idx[:, None] - wl + np.arange(wl)[None, :]
-            state0 = obs[self._physical(window)]
-            if not self.ignore_episode_boundaries:
-                crossing = self.terminals[self._physical(window[:, :-1] - 1)]
-                zeroed = np.logical_or.accumulate(crossing[:, ::-1], axis=1)[:, ::-1]
-                state0[:, :-1][zeroed] = 0
-            state1 = np.concatenate([state0[:, 1:], obs[following][:, None]], axis=1)
-        return state0, self.actions[last], self.rewards[last], state1, self.terminals[last]
+            return obs[self._physical(newest)][:, None]
+        # Window position p holds the observation at logical newest - wl + 1 + p. Position p is
+        # zeroed when a terminal lies between it and the newest one, i.e. when any of
+        # terminals[newest - wl + q] for q >= p is set, as SequentialMemory stops walking back at
+        # the first terminal it meets.
+        window = newest[:, None] - wl + 1 + np.arange(wl)[None, :]
+        states = obs[self._physical(window)]
+        if not self.ignore_episode_boundaries:
+            crossing = self.terminals[self._physical(window[:, :-1] - 1)]
+            zeroed = np.logical_or.accumulate(crossing[:, ::-1], axis=1)[:, ::-1]
+            states[:, :-1][zeroed] = 0
+        return states
+
+    def _one_step(self, last: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """keras-rl's one-step transitions whose state0 ends at logical indexes `last`."""
+        slots = self._physical(last)
+        state0 = self.windows(last)
+        following = self.observations[self._physical(last + 1)][:, None]  # type: ignore[index]  # windows() checked
+        # SequentialMemory builds state1 from state0 shifted by one, with no boundary check of its
+        # own (a terminal1 state's target is masked anyway).
+        state1 = following if self.window_length == 1 else np.concatenate([state0[:, 1:], following], axis=1)
+        return state0, self.actions[slots], self.rewards[slots], state1, self.terminals[slots]

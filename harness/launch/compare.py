@@ -98,7 +98,8 @@ def compare(
         raise UserError(f"WORKERS={workers!r} is not allowed; expected a positive integer")
     runs_dir = Path(runs_dir).absolute()
     # Resolve everything first, so a mistake in any name or setting stops before hours of training.
-    plan = [(name, seed, resolve_experiment(name, seed, steps, overrides)) for name in names for seed in range(seeds)]
+    # Seed by seed, every experiment at each: a comparison stopped part-way has matched pairs.
+    plan = [(name, seed, resolve_experiment(name, seed, steps, overrides)) for seed in range(seeds) for name in names]
     out_dir = _out_dir(runs_dir, names, out)
 
     result = CompareResult(groups={name: [] for name in names}, out_dir=out_dir)
