@@ -101,9 +101,10 @@ rl.core.np = _NumpyWithWideCounters("numpy")
 
 
 # --- Shim 4: cloning the online network for the target network -----------------------------------
-# DQNAgent.compile builds the target network with rl.util.clone_model, which rebuilds the model
-# from its config. With a dueling head (keras-rl adds a Lambda layer) that fails, rightly: tf-keras'
-# safe mode refuses to rebuild a Lambda from config, since that means loading marshalled bytecode.
+# DQNAgent.compile builds the target network with rl.util.clone_model (NAFAgent and DDPGAgent theirs
+# too), which rebuilds the model from its config. With a Lambda layer (keras-rl's dueling head, a
+# DDPG actor scaling its output to the action bounds) that fails, rightly: tf-keras' safe mode
+# refuses to rebuild a Lambda from config, since that means loading marshalled bytecode.
 # Keras' own clone_model copies the layers in memory instead; Lambda layers are re-made around the
 # same Python function, so nothing is deserialized.
 def _clone_layer(layer: Any) -> Any:
@@ -120,14 +121,34 @@ def _clone_model(model: Any, custom_objects: Any = None) -> Any:
     return clone
 
 
+import rl.agents.ddpg
 import rl.agents.dqn
 import rl.util
 
 rl.util.clone_model = _clone_model
-rl.agents.dqn.clone_model = _clone_model  # dqn.py bound the name with `from rl.util import *`
+# dqn.py (DQNAgent, NAFAgent) and ddpg.py (DDPGAgent) bound the name with `from rl.util import *`.
+rl.agents.dqn.clone_model = _clone_model
+rl.agents.ddpg.clone_model = _clone_model
+
+# --- Shim 5: gradients through `tf.scan` in a graph that a session has already run -------------
+# NAFAgent's NAFLayer builds its covariance matrix with `tf.scan`, a v2 while loop. Its gradient
+# needs values from inside the loop. Built in a Keras layer, the loop emits most of them up front,
+# but by default the gradient code still moves some (shape computations) into the forward loop
+# when the gradient is built, adding outputs to the While op. keras-rl builds that gradient lazily,
+# at the first `train_on_batch`, after `forward` has already run the graph in the session, so the session
+# cannot take the grown op: "Connecting to invalid output 39 of source node naf_layer/scan/while which
+# has 39 outputs. Try using tf.compat.v1.experimental.output_all_intermediates(True)". That setting
+# (TensorFlow's switch for Keras models run in a session) makes v2 control flow emit, when it is
+# built, everything its gradient can need, so nothing is changed afterwards; it adds outputs and
+# changes no value. It only touches graphs with v2 control flow; the harness' own networks have none
+# (their graph defs are identical with and without it: all four experiments, both paths, trained).
+tf.compat.v1.experimental.output_all_intermediates(True)
 
 # --- Public re-exports ------------------------------------------------------------------------
-from rl.agents.dqn import DQNAgent, mean_q
+from rl.agents.cem import CEMAgent
+from rl.agents.ddpg import DDPGAgent
+from rl.agents.dqn import DQNAgent, NAFAgent, mean_q
+from rl.agents.sarsa import SARSAAgent
 from rl.callbacks import (
     Callback,
     FileLogger,
@@ -137,15 +158,17 @@ from rl.callbacks import (
     TrainIntervalLogger,
 )
 from rl.core import Processor
-from rl.memory import Experience, Memory, SequentialMemory, sample_batch_indexes
+from rl.memory import EpisodeParameterMemory, Experience, Memory, SequentialMemory, sample_batch_indexes
 from rl.policy import (
     BoltzmannQPolicy,
     EpsGreedyQPolicy,
     GreedyQPolicy,
     LinearAnnealedPolicy,
 )
+from rl.random import OrnsteinUhlenbeckProcess
 from rl.util import (
     AdditionalUpdatesOptimizer,
+    clone_optimizer,
     get_soft_target_model_updates,
     huber_loss,
 )
@@ -160,11 +183,15 @@ clone_model = _clone_model
 
 __all__ = [
     "AdditionalUpdatesOptimizer",
+    "CEMAgent",
     "CallableOptions",
+    "DDPGAgent",
+    "EpisodeParameterMemory",
     "Experience",
     "Memory",
     "sample_batch_indexes",
     "clone_model",
+    "clone_optimizer",
     "get_soft_target_model_updates",
     "huber_loss",
     "mean_q",
@@ -176,7 +203,10 @@ __all__ = [
     "GreedyQPolicy",
     "LinearAnnealedPolicy",
     "ModelIntervalCheckpoint",
+    "NAFAgent",
+    "OrnsteinUhlenbeckProcess",
     "Processor",
+    "SARSAAgent",
     "SequentialMemory",
     "TestLogger",
     "TrainEpisodeLogger",
