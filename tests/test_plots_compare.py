@@ -153,6 +153,18 @@ def test_only_finished_identical_runs_are_reused(runs, graves_run):
     ):
         found, reasons = find_finished(runs, changed)
         assert found is None and reasons[reason] >= 1
+    # A run made before a setting existed is the same run at that setting's default only.
+    config_path = run_dir / "config.json"
+    original = config_path.read_text()
+    config = json.loads(original)
+    del config["experiment"]["n_step"]
+    config_path.write_text(json.dumps(config))
+    try:
+        assert find_finished(runs, wanted)[0] == run_dir
+        found, reasons = find_finished(runs, dataclasses.replace(wanted, n_step=3))
+        assert found is None and reasons["other settings"] >= 1
+    finally:
+        config_path.write_text(original)
     # A newer copy marked interrupted is skipped in favour of the finished one.
     stopped = run_dir.parent / "99999999-999999-seed0"
     shutil.copytree(run_dir, stopped)

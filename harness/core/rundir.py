@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from harness.core.errors import UserError, one_line
-from harness.core.schema import LOSSES, Experiment
+from harness.core.schema import LOSSES, Experiment, field_defaults
 
 CONFIG = "config.json"
 METRICS = "metrics.json"
@@ -328,8 +328,10 @@ def match_reason(run_dir: Path, wanted: dict[str, Any]) -> str | None:
 
     Finished: summary.json (written last) with `interrupted: false` and the full step budget.
     The same: config.json's `experiment` equal to `wanted` as a whole dict, so any changed setting
-    (module, SET, a schema default, a field added since) means a new run; how the run was made
-    (`config.run`: command, host, versions) is not compared.
+    (module, SET, a schema default) means a new run; how the run was made (`config.run`: command,
+    host, versions) is not compared. A field added to the schema since the run was made counts as
+    its default, since a new setting defaults to what runs did before it existed (n_step=1 is the
+    one-step target bit for bit, for example); at any other value it is a different run.
     """
     if not (run_dir / SUMMARY).is_file():
         return "unfinished"
@@ -346,6 +348,8 @@ def match_reason(run_dir: Path, wanted: dict[str, Any]) -> str | None:
     stored = config.get("experiment")
     if not isinstance(stored, dict):
         return "unreadable"
+    defaults = field_defaults()
+    stored = {**{k: defaults[k] for k in wanted.keys() - stored.keys() if k in defaults}, **stored}
     if stored != wanted:
         return "other settings"
     return None

@@ -242,6 +242,16 @@ def field_types() -> dict[str, Any]:
     return typing.get_type_hints(Experiment)
 
 
+def field_defaults() -> dict[str, Any]:
+    """Every field's default as config.json stores it (plain JSON data)."""
+    defaults = {}
+    for f in dataclasses.fields(Experiment):
+        factory: Callable[[], Any] = f.default_factory  # type: ignore[assignment]  # MISSING when f.default is set
+        value = f.default if f.default is not dataclasses.MISSING else factory()
+        defaults[f.name] = json.loads(json.dumps(_jsonable(value)))
+    return defaults
+
+
 def field_docs() -> dict[str, str]:
     return {f.name: f.metadata.get("doc", "") for f in dataclasses.fields(Experiment)}
 
