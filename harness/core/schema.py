@@ -24,7 +24,7 @@ from harness.core.files import NON_FINITE, strict_json
 
 # Names accepted by the string-valued choice fields (the builders live in harness/, which imports
 # TensorFlow; the names are repeated here so that validation stays import-free).
-POLICIES = ("linear_eps", "eps_greedy", "boltzmann")
+POLICIES = ("linear_eps", "eps_greedy", "boltzmann", "greedy")
 OPTIMIZERS = ("rmsprop", "graves", "graves_nature", "adam")
 LOSSES = ("huber", "mse")
 DUELING_TYPES = ("avg", "max", "naive")
@@ -74,6 +74,10 @@ class Experiment:
     per_eps: float = setting(1e-6, "prioritized replay: added to |TD error| so that no priority is 0")
     enable_double_dqn: bool = setting(True, "Double DQN targets")
     enable_dueling_network: bool = setting(False, "dueling head on the network")
+    noisy: bool = setting(
+        False, "noisy networks: the head's dense layers are NoisyDense (SET noisy=true also sets policy=greedy)"
+    )
+    noisy_sigma0: float = setting(0.5, "noisy networks: initial sigma0 (noise weights start at sigma0/sqrt(inputs))")
     dueling_type: str = setting("avg", f"dueling aggregation, one of {DUELING_TYPES}")
     optimizer: str = setting("rmsprop", f"optimizer, one of {OPTIMIZERS}")
     learning_rate: float | None = setting(None, "learning rate (None: the optimizer's default)")
@@ -128,7 +132,7 @@ class Experiment:
             if beyond:
                 raise UserError(
                     f"{where}: {', '.join(beyond)} needs the fast path (fast_path=true); keras-rl's "
-                    f"stock DQNAgent has one-step uniform replay only"
+                    f"stock DQNAgent has one-step uniform replay and plain dense layers only"
                 )
         for factory in self.callbacks:
             if not callable(factory):
@@ -209,6 +213,7 @@ _RANGE_CHECKS: tuple[tuple[str, str, Callable[[Any], bool]], ...] = (
     ("per_alpha", "a number >= 0", lambda v: v >= 0 and math.isfinite(v)),
     ("per_beta0", "a number in [0, 1]", lambda v: 0.0 <= v <= 1.0),
     ("per_eps", "a finite number > 0", lambda v: v > 0 and math.isfinite(v)),
+    ("noisy_sigma0", "a finite number >= 0", lambda v: v >= 0 and math.isfinite(v)),
     ("learning_rate", "a finite number > 0 or None", lambda v: v is None or (v > 0 and math.isfinite(v))),
     ("log_interval", "a positive integer or None", lambda v: v is None or v >= 1),
     ("policy", *_one_of(POLICIES)),
@@ -220,7 +225,7 @@ _RANGE_CHECKS: tuple[tuple[str, str, Callable[[Any], bool]], ...] = (
 
 
 # Settings keras-rl's stock DQNAgent cannot honour, with their off value.
-_FAST_PATH_ONLY = (("n_step", 1), ("prioritized_replay", False))
+_FAST_PATH_ONLY = (("n_step", 1), ("prioritized_replay", False), ("noisy", False))
 
 
 def _jsonable(value: Any) -> Any:
@@ -380,6 +385,9 @@ def apply_overrides(exp: Experiment, assignments: list[str]) -> Experiment:
         if key not in hints or key in _NOT_SETTABLE:
             raise UserError(f"SET: unknown key {key!r}{did_you_mean(key, settable)}; valid keys: {', '.join(settable)}")
         changes[key] = _parse_value(key, text, hints[key])
+    if changes.get("noisy") and "policy" not in changes:
+        # Noisy networks explore through their noise: training acts greedily unless SET says otherwise.
+        changes["policy"] = "greedy"
     return dataclasses.replace(exp, **changes)
 
 

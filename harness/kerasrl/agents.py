@@ -20,6 +20,7 @@ from harness.kerasrl.compat import (
     BoltzmannQPolicy,
     DQNAgent,
     EpsGreedyQPolicy,
+    GreedyQPolicy,
     Processor,
     SequentialMemory,
     backend,
@@ -99,6 +100,8 @@ def make_policy(exp: Experiment, step_offset: int = 0) -> Any:
         return EpsGreedyQPolicy(eps=exp.eps_min)
     if exp.policy == "boltzmann":
         return BoltzmannQPolicy(tau=exp.boltzmann_tau)
+    if exp.policy == "greedy":
+        return GreedyQPolicy()  # noisy networks explore through their noise
     raise UserError(f"policy={exp.policy!r} is unknown")  # validate() catches this first
 
 
@@ -131,7 +134,14 @@ def build_model(exp: Experiment, env: KerasRLEnv, processor: Processor | None) -
     assert shape is not None  # the networks take array observations, which have a shape
     obs_shape = tuple(shape)
     input_shape = network_input_shape(exp, obs_shape, processor)
-    return build_network(exp.network, input_shape, _nb_actions(env), dict(exp.network_kwargs), exp.precision)
+    return build_network(
+        exp.network,
+        input_shape,
+        _nb_actions(env),
+        dict(exp.network_kwargs),
+        exp.precision,
+        noisy_sigma0=exp.noisy_sigma0 if exp.noisy else None,
+    )
 
 
 def _nb_actions(env: KerasRLEnv) -> int:

@@ -236,6 +236,15 @@ def play_greedy(agent: Any, env: Any, episodes: int, action_repetition: int = 1)
     `test` resets `agent.step`, the step counter that drives training, so it cannot run inside
     `fit`. Returns an EpisodeRecorder holding each episode's return, length and final `info`.
     """
+    # Greedy play is not training: with noisy layers the agent then acts on its mean weights.
+    training, agent.training = agent.training, False
+    try:
+        return _play_greedy(agent, env, episodes, action_repetition)
+    finally:
+        agent.training = training
+
+
+def _play_greedy(agent: Any, env: Any, episodes: int, action_repetition: int) -> EpisodeRecorder:
     recorder = EpisodeRecorder()
     processor = agent.processor
     window = int(getattr(agent.memory, "window_length", 1))

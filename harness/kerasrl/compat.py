@@ -177,6 +177,10 @@ from rl.util import (
 # backend.function does underneath); tf.compat.v1 does not export it.
 from tensorflow.core.protobuf.config_pb2 import CallableOptions
 
+# Registers a variable that is not a layer weight with tf-keras' session, which initialises the
+# variables it tracks (harness/kerasrl/noisy.py's noise switch); tf_keras.backend does not export it.
+from tf_keras.src.backend import track_variable
+
 keras = tf_keras
 backend = tf_keras.backend
 clone_model = _clone_model
@@ -185,6 +189,7 @@ __all__ = [
     "AdditionalUpdatesOptimizer",
     "CEMAgent",
     "CallableOptions",
+    "track_variable",
     "DDPGAgent",
     "EpisodeParameterMemory",
     "Experience",

@@ -49,6 +49,7 @@ from harness.kerasrl.compat import (
     tf,
 )
 from harness.kerasrl.memory import Batch, RingMemory
+from harness.kerasrl.noisy import noisy_layers
 from harness.kerasrl.prioritized import PrioritizedRingMemory
 
 __all__ = ["FastDQNAgent"]
@@ -219,6 +220,8 @@ class FastDQNAgent(DQNAgent):
         self._train_fn = _make_callable(session, feeds, [loss] + metric_tensors + extra_fetches, [train_op])
         self._q_fn = _make_callable(session, [state0], [model.output])
         self._hard_update_fn = _make_callable(session, [], [], [hard_update])
+        self._noise_fns = self._noise_switch(session)
+        self._noise_on = True  # NoisyDense layers are built with their noise on
         # The pieces of a train step, for bench/train_step.py to time one at a time.
         self.train_graph = {
             "feeds": feeds,
@@ -231,6 +234,23 @@ class FastDQNAgent(DQNAgent):
         self.trainable_model = None  # the stock Keras training model is never built on this path
         self.compiled = True
         self.update_target_model_hard()  # the clone already has the weights; this checks the op runs
+
+    def _noise_switch(self, session: Any) -> dict[bool, Callable] | None:
+        """Callables that turn the online network's noisy layers on or off (None: it has none)."""
+        layers = noisy_layers(self.model)
+        if not layers:
+            return None
+        switch = {}
+        for on in (True, False):
+            assigns = [tf.compat.v1.assign(layer.noise_scale, 1.0 if on else 0.0) for layer in layers]
+            switch[on] = _make_callable(session, [], [], [tf.group(*assigns)])
+        return switch
+
+    def _sync_noise(self) -> None:
+        """Noise on while training, off for greedy play (keras-rl's `test`, validation, `play`)."""
+        if self._noise_fns is not None and bool(self.training) != self._noise_on:
+            self._noise_on = bool(self.training)
+            self._noise_fns[self._noise_on]()
 
     # --- keras-rl Agent interface ---------------------------------------------------------------
     @property
@@ -253,11 +273,13 @@ class FastDQNAgent(DQNAgent):
         return np.ascontiguousarray(batch, dtype=self._input_dtype)
 
     def compute_batch_q_values(self, state_batch: Sequence) -> np.ndarray:
+        self._sync_noise()
         q_values = self._q_fn(self._states(np.asarray(state_batch)))[0]
         assert q_values.shape == (len(state_batch), self.nb_actions)
         return q_values
 
     def compute_q_values(self, state: Sequence) -> np.ndarray:
+        self._sync_noise()
         return self._q_fn(self._states(np.asarray(state)[None]))[0][0]
 
     def forward(self, observation: Any) -> Any:

@@ -2,6 +2,7 @@
 
 Every builder takes the network's `input_shape` (what keras-rl feeds it, after the processor) and
 the number of actions, and returns an uncompiled Keras model with one linear Q value per action.
+With `noisy_sigma0` set, the dense layers of the head are noisy (harness.kerasrl.noisy).
 """
 
 from __future__ import annotations
@@ -11,20 +12,32 @@ from collections.abc import Callable, Iterator, Sequence
 
 from harness.core.errors import UserError
 from harness.kerasrl.compat import keras
+from harness.kerasrl.noisy import NoisyDense
 
 layers = keras.layers
 
 
+def _dense(units: int, noisy_sigma0: float | None, **kwargs: object) -> keras.layers.Layer:
+    """A head layer: plain Dense, or NoisyDense with initial sigma0 when `noisy_sigma0` is set."""
+    if noisy_sigma0 is None:
+        return layers.Dense(units, **kwargs)
+    return NoisyDense(units, sigma0=noisy_sigma0, **kwargs)
+
+
 def dense(
-    input_shape: Sequence[int], nb_actions: int, hidden: Sequence[int] = (32,), activation: str = "relu"
+    input_shape: Sequence[int],
+    nb_actions: int,
+    hidden: Sequence[int] = (32,),
+    activation: str = "relu",
+    noisy_sigma0: float | None = None,
 ) -> keras.Model:
     """The article's 8x8 network: Flatten -> Dense(h, relu) for each h in `hidden` -> Dense(actions)."""
     model = keras.Sequential(name="dense_q")
     model.add(layers.InputLayer(input_shape=tuple(input_shape)))
     model.add(layers.Flatten())
     for units in hidden:
-        model.add(layers.Dense(int(units), activation=activation))
-    model.add(layers.Dense(nb_actions, activation="linear", name="q_values", dtype="float32"))
+        model.add(_dense(int(units), noisy_sigma0, activation=activation))
+    model.add(_dense(nb_actions, noisy_sigma0, activation="linear", name="q_values", dtype="float32"))
     return model
 
 
@@ -36,6 +49,7 @@ def conv(
     strides: Sequence[int] = (4, 2, 1),
     hidden: int = 512,
     activation: str = "relu",
+    noisy_sigma0: float | None = None,
 ) -> keras.Model:
     """Three Conv2D layers (channels-last input: height, width, stacked frames), a dense relu layer
     and a linear Q head: the article's pixel network (DQN Nature defaults; small screens pass
@@ -55,12 +69,14 @@ def conv(
     for n, k, s in zip(filters, kernel_sizes, strides, strict=True):
         model.add(layers.Conv2D(int(n), int(k), strides=int(s), padding="same", activation=activation))
     model.add(layers.Flatten())
-    model.add(layers.Dense(int(hidden), activation=activation))
-    model.add(layers.Dense(nb_actions, activation="linear", name="q_values", dtype="float32"))
+    model.add(_dense(int(hidden), noisy_sigma0, activation=activation))
+    model.add(_dense(nb_actions, noisy_sigma0, activation="linear", name="q_values", dtype="float32"))
     return model
 
 
 NETWORKS: dict[str, Callable[..., keras.Model]] = {"dense": dense, "conv": conv}
+# The harness' own layer classes, for reading a saved model.json back (classes, not code).
+CUSTOM_LAYERS: dict[str, type] = {"NoisyDense": NoisyDense}
 
 
 @contextlib.contextmanager
@@ -81,11 +97,19 @@ def precision_policy(precision: str) -> Iterator[None]:
 
 
 def build_network(
-    name: str, input_shape: Sequence[int], nb_actions: int, kwargs: dict, precision: str = "float32"
+    name: str,
+    input_shape: Sequence[int],
+    nb_actions: int,
+    kwargs: dict,
+    precision: str = "float32",
+    noisy_sigma0: float | None = None,
 ) -> keras.Model:
-    """Build the named network; a name or argument that does not fit is a UserError."""
+    """Build the named network (its head noisy with initial sigma `noisy_sigma0` when set); a name
+    or argument that does not fit is a UserError."""
     if name not in NETWORKS:
         raise UserError(f"network={name!r} is unknown; expected one of {', '.join(NETWORKS)}")
+    if noisy_sigma0 is not None:
+        kwargs = {**kwargs, "noisy_sigma0": noisy_sigma0}
     try:
         with precision_policy(precision):
             model = NETWORKS[name](tuple(input_shape), nb_actions, **kwargs)

@@ -32,6 +32,7 @@ from harness.core.schema import Experiment
 from harness.core.scoring import EVAL_SEED_OFFSET
 from harness.kerasrl.agents import build_agent, load_weights_checked, make_env
 from harness.kerasrl.compat import Callback, keras
+from harness.kerasrl.models import CUSTOM_LAYERS
 from harness.run import media
 from harness.run.evaluation import evaluate
 from harness.run.runner import seed_everything
@@ -85,7 +86,7 @@ def load_agent(run_dir: str | Path) -> tuple[Experiment, dict[str, Any], Any]:
         model = None
         if not exp.enable_dueling_network:
             try:
-                model = keras.models.model_from_json(model_path.read_text())
+                model = keras.models.model_from_json(model_path.read_text(), custom_objects=CUSTOM_LAYERS)
             except Exception as err:  # malformed JSON, an unknown layer, code in a Lambda: a bad file
                 raise UserError(f"{model_path} is not a Keras model architecture: {one_line(err)}") from None
         try:
