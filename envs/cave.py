@@ -63,6 +63,10 @@ _PASSAGE = 3  # ship sizes: free height kept above or below every block (12 px)
 _ALIVE_REWARD = 0.01
 _CRASH_REWARD = -1.0
 
+# Second seed word of the flicker generator's stream (any constant: it only keeps the stream apart
+# from the env's own).
+_FLICKER_STREAM = 0xF11C
+
 # Gray levels of the observation; distinct, and the ship the brightest.
 _BACKGROUND = 0
 _WALL = 96
@@ -142,7 +146,7 @@ class CaveEnv(gymnasium.Env):
 
     ## Arguments
     ```python
-    gymnasium.make("Cave-v0", screen=96, gap_min=1/3, block_interval=50, render_mode=None)
+    gymnasium.make("Cave-v0", screen=96, gap_min=1/3, block_interval=50, flicker=0.0, render_mode=None)
     ```
     - `screen`: side of the square screen in pixels, an even int >= 32 (96 by default). Lengths and
       speeds scale with screen / 96 so the game plays the same; a bigger screen shows more cave
@@ -151,6 +155,12 @@ class CaveEnv(gymnasium.Env):
       [0.25, 0.625] (1/3 by default, 32 px); 0.625 keeps the gap from shrinking at all.
     - `block_interval`: mean frames between two blocks, an int >= 20 (50 by default), or None for
       a cave without blocks.
+    - `flicker`: the probability, in [0, 1), that an observation is blanked (all zeros), as in
+      Hausknecht & Stone's flickering Pong: the game goes on unseen for that frame. 0 by default
+      (the game as it always was). Blanking is drawn from a generator of its own, seeded with the
+      env's seed at `reset(seed=...)`, so a seed gives the same caves with or without flicker, and
+      the scripted players, which read the game state, score the same. `render()` shows the real
+      screen.
     - `render_mode`: None or "rgb_array": the screen in colour (dark blue background, brown walls,
       gray blocks, yellow ship), upscaled 2x to (2 screen, 2 screen, 3) uint8 for videos.
 
@@ -173,6 +183,7 @@ class CaveEnv(gymnasium.Env):
         screen: int = 96,
         gap_min: float = _GAP_MIN,
         block_interval: int | None = _BLOCK_INTERVAL,
+        flicker: float = 0.0,
         render_mode: str | None = None,
     ) -> None:
         screen = check_int("screen", screen, _MIN_SCREEN, "an even number of pixels, e.g. 96")
@@ -187,11 +198,16 @@ class CaveEnv(gymnasium.Env):
                 _MIN_BLOCK_INTERVAL,
                 "mean frames between two blocks, or None for no blocks",
             )
+        flicker = check_real("flicker", flicker, 0.0, 1.0, "probability that an observation is blanked, below 1")
+        if flicker >= 1.0:
+            raise ValueError(f"flicker must be a real number in [0, 1) (1 would blank every frame); got {flicker!r}")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}; got {render_mode!r}")
         self.screen = screen
         self.gap_min = float(gap_min)
         self.block_interval = block_interval
+        self.flicker = float(flicker)
+        self._flicker_rng: np.random.Generator | None = None
         self.render_mode = render_mode
 
         # Everything in pixels of this screen.
@@ -305,6 +321,9 @@ class CaveEnv(gymnasium.Env):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, int]]:
         super().reset(seed=seed)
+        if self.flicker and (seed is not None or self._flicker_rng is None):
+            # Its own stream, so that flickering draws do not change the caves the seed gives.
+            self._flicker_rng = np.random.default_rng(None if seed is None else [seed, _FLICKER_STREAM])
         self._t = 0
         self._frames = 0
         self._crash = None
@@ -329,7 +348,7 @@ class CaveEnv(gymnasium.Env):
         floor = self._cave[1, self._ship_x : self._ship_x + self._ship_size].min()
         self._y = float(ceiling + floor - self._ship_size) / 2
         self._vy = 0.0
-        return self._get_obs(), self._get_info()
+        return self._seen(self._get_obs()), self._get_info()
 
     def step(self, action: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, int]]:
         index = check_action(action, _ACTION_NAMES)
@@ -359,7 +378,7 @@ class CaveEnv(gymnasium.Env):
         else:
             self._frames += 1
             reward, terminated = _ALIVE_REWARD, False
-        return self._get_obs(), reward, terminated, False, self._get_info()
+        return self._seen(self._get_obs()), reward, terminated, False, self._get_info()
 
     def render(self) -> np.ndarray | None:
         if self.render_mode is None:
@@ -460,6 +479,12 @@ class CaveEnv(gymnasium.Env):
         obs = self._pixels.copy()
         row, x = self.ship_row, self._ship_x
         obs[max(row, 0) : max(row + self._ship_size, 0), x : x + self._ship_size] = _SHIP
+        return obs
+
+    def _seen(self, obs: np.ndarray) -> np.ndarray:
+        """The observation the agent gets: blanked with probability `flicker`."""
+        if self.flicker and self._flicker_rng is not None and self._flicker_rng.random() < self.flicker:
+            obs[:] = 0
         return obs
 
     def _get_info(self) -> dict[str, int]:

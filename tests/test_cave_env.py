@@ -83,7 +83,9 @@ def test_importing_twice_neither_fails_nor_warns():
     assert "Cave-v0" in gymnasium.registry and "Catch-v0" in gymnasium.registry
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"screen": 32}, {"screen": 64}, {"gap_min": 0.25}, {"block_interval": None}])
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"screen": 32}, {"screen": 64}, {"gap_min": 0.25}, {"block_interval": None}, {"flicker": 0.5}]
+)
 def test_check_env_passes_without_warnings(kwargs):
     # Through gymnasium.make so the env has a spec and check_env also tests every render mode.
     env = gymnasium.make("Cave-v0", **kwargs)
@@ -413,6 +415,9 @@ def test_render_without_mode_warns_and_returns_none():
         ({"block_interval": 19}, "block_interval"),
         ({"block_interval": 0}, "block_interval"),
         ({"block_interval": 50.0}, "block_interval"),
+        ({"flicker": 1.0}, "flicker"),
+        ({"flicker": -0.1}, "flicker"),
+        ({"flicker": "0.5"}, "flicker"),
     ],
 )
 def test_invalid_kwargs_raise(kwargs, name):
@@ -442,3 +447,48 @@ def test_invalid_action_raises(action):
     env.reset(seed=0)
     with pytest.raises(ValueError, match="action"):
         env.step(action)
+
+
+# ---------------------------------------------------------------------------------------------
+# Flicker (partial observability, as in flickering Pong)
+
+
+def _flicker_rollout(flicker: float, seed: int, steps: int = 600):
+    env = gymnasium.make("Cave-v0", flicker=flicker)
+    obs, _ = env.reset(seed=seed)
+    seen, states = [obs], [env.unwrapped._cave.copy()]
+    for _ in range(steps):
+        obs, _, terminated, truncated, _ = env.step(heuristic_action(env.unwrapped))
+        seen.append(obs)
+        states.append(env.unwrapped._cave.copy())
+        if terminated or truncated:
+            obs, _ = env.reset()
+            seen.append(obs)
+            states.append(env.unwrapped._cave.copy())
+    return seen, states
+
+
+def test_flicker_blanks_observations_at_its_rate_and_leaves_the_game_alone():
+    plain, plain_states = _flicker_rollout(0.0, seed=5)
+    flick, flick_states = _flicker_rollout(0.5, seed=5)
+    # The same caves and the same scripted flight: blanking draws from its own stream.
+    assert len(plain) == len(flick)
+    assert all(np.array_equal(a, b) for a, b in zip(plain_states, flick_states, strict=True))
+    blank = [not obs.any() for obs in flick]
+    assert not any(not obs.any() for obs in plain)  # the plain game never shows a blank screen
+    assert 0.4 < np.mean(blank) < 0.6
+    # Every frame that is not blanked is the real one.
+    assert all(np.array_equal(a, b) for a, b, hidden in zip(plain, flick, blank, strict=True) if not hidden)
+    # Seeded: the same seed blanks the same frames; another seed others.
+    again, _ = _flicker_rollout(0.5, seed=5)
+    other, _ = _flicker_rollout(0.5, seed=6)
+    assert [not o.any() for o in again] == blank
+    assert [not o.any() for o in other[: len(blank)]] != blank[: len(other)]
+
+
+def test_flicker_does_not_change_the_scripted_pilots_score():
+    env_plain, env_flick = gymnasium.make("Cave-v0"), gymnasium.make("Cave-v0", flicker=0.5)
+    for seed in range(3):
+        _, _, plain = _episode(env_plain, lambda: heuristic_action(env_plain.unwrapped), seed)
+        _, _, flick = _episode(env_flick, lambda: heuristic_action(env_flick.unwrapped), seed)
+        assert plain["frames"] == flick["frames"]
