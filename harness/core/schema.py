@@ -78,6 +78,12 @@ class Experiment:
         False, "noisy networks: the head's dense layers are NoisyDense (SET noisy=true also sets policy=greedy)"
     )
     noisy_sigma0: float = setting(0.5, "noisy networks: initial sigma0 (noise weights start at sigma0/sqrt(inputs))")
+    distributional: bool = setting(
+        False, "distributional C51 head: a categorical return distribution per action, cross-entropy loss"
+    )
+    atoms: int = setting(51, "C51: atoms of the return distribution")
+    v_min: float = setting(-10.0, "C51: the smallest return the support represents")
+    v_max: float = setting(10.0, "C51: the largest return the support represents")
     dueling_type: str = setting("avg", f"dueling aggregation, one of {DUELING_TYPES}")
     optimizer: str = setting("rmsprop", f"optimizer, one of {OPTIMIZERS}")
     learning_rate: float | None = setting(None, "learning rate (None: the optimizer's default)")
@@ -134,10 +140,28 @@ class Experiment:
                     f"{where}: {', '.join(beyond)} needs the fast path (fast_path=true); keras-rl's "
                     f"stock DQNAgent has one-step uniform replay and plain dense layers only"
                 )
+        if self.distributional:
+            self._check_distributional(where)
         for factory in self.callbacks:
             if not callable(factory):
                 raise UserError(f"{where}: callbacks must be functions run_dir -> Callback; got {factory!r}")
         return self
+
+    def _check_distributional(self, where: str) -> None:
+        if self.v_min >= self.v_max:
+            raise UserError(
+                f"{where}: v_min={self.v_min!r}, v_max={self.v_max!r} is not allowed; expected v_min < v_max"
+            )
+        if self.loss != "huber":
+            raise UserError(
+                f"{where}: loss={self.loss!r} does not apply with distributional=true, which trains on the "
+                "cross-entropy of the projected target; expected the default loss"
+            )
+        if self.enable_dueling_network:
+            raise UserError(
+                f"{where}: enable_dueling_network=true with distributional=true is not supported yet; "
+                "expected one of them"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved definition as plain JSON data (functions by their qualified names)."""
@@ -214,6 +238,9 @@ _RANGE_CHECKS: tuple[tuple[str, str, Callable[[Any], bool]], ...] = (
     ("per_beta0", "a number in [0, 1]", lambda v: 0.0 <= v <= 1.0),
     ("per_eps", "a finite number > 0", lambda v: v > 0 and math.isfinite(v)),
     ("noisy_sigma0", "a finite number >= 0", lambda v: v >= 0 and math.isfinite(v)),
+    ("atoms", "an integer >= 2", lambda v: v >= 2),
+    ("v_min", "a finite number", math.isfinite),
+    ("v_max", "a finite number", math.isfinite),
     ("learning_rate", "a finite number > 0 or None", lambda v: v is None or (v > 0 and math.isfinite(v))),
     ("log_interval", "a positive integer or None", lambda v: v is None or v >= 1),
     ("policy", *_one_of(POLICIES)),
@@ -225,7 +252,7 @@ _RANGE_CHECKS: tuple[tuple[str, str, Callable[[Any], bool]], ...] = (
 
 
 # Settings keras-rl's stock DQNAgent cannot honour, with their off value.
-_FAST_PATH_ONLY = (("n_step", 1), ("prioritized_replay", False), ("noisy", False))
+_FAST_PATH_ONLY = (("n_step", 1), ("prioritized_replay", False), ("noisy", False), ("distributional", False))
 
 
 def _jsonable(value: Any) -> Any:

@@ -141,6 +141,7 @@ def build_model(exp: Experiment, env: KerasRLEnv, processor: Processor | None) -
         dict(exp.network_kwargs),
         exp.precision,
         noisy_sigma0=exp.noisy_sigma0 if exp.noisy else None,
+        distribution=(exp.atoms, exp.v_min, exp.v_max) if exp.distributional else None,
     )
 
 

@@ -48,6 +48,14 @@ from harness.kerasrl.compat import (
     keras,
     tf,
 )
+from harness.kerasrl.distributional import (
+    ATOM_LOGITS,
+    CategoricalQ,
+    categorical_head,
+    logits_model,
+    project,
+    support,
+)
 from harness.kerasrl.memory import Batch, RingMemory
 from harness.kerasrl.noisy import noisy_layers
 from harness.kerasrl.prioritized import PrioritizedRingMemory
@@ -144,30 +152,22 @@ class FastDQNAgent(DQNAgent):
             # gamma**m, or 0 where the return reached a terminal (one-step: gamma * not terminal1).
             discounts = tf.compat.v1.placeholder(tf.float32, shape=(None,), name="discount")
 
-            # Targets, as keras-rl computes them in NumPy: r + gamma * q masked by terminal1 (the
-            # same float32 products as keras-rl's gamma * q * (1 - terminal1)), n-step or not.
-            target_q1 = target(state1, training=False)
-            online_q1 = model(state1, training=False) if self.enable_double_dqn else None
-            if online_q1 is not None:
-                best = tf.argmax(online_q1, axis=1, output_type=tf.int32)
-                q1 = tf.gather(target_q1, best, axis=1, batch_dims=1)
+            head = categorical_head(model)
+            if head is None:
+                target_q1, online_q1, returns, y_pred, per_sample, td = self._scalar_loss(
+                    state1, actions, rewards, discounts
+                )
             else:
-                q1 = tf.reduce_max(target_q1, axis=1)
-            returns = tf.stop_gradient(rewards + discounts * q1)
+                target_q1, online_q1, returns, y_pred, per_sample, td = self._categorical_loss(
+                    head, state1, actions, rewards, discounts
+                )
             mask = tf.one_hot(actions, self.nb_actions, dtype=tf.float32)
             targets = mask * returns[:, None]
-
-            # The loss keras-rl's Lambda layer computes, averaged over the batch as Keras does.
-            y_pred = model.output
-            loss_fn = self.loss_fn or (lambda y_true, y_hat: huber_loss(y_true, y_hat, self.delta_clip))
-            per_sample = backend.sum(loss_fn(targets, y_pred) * mask, axis=-1)
             extra_fetches, is_weights = [], None
             if self.prioritized:
                 is_weights = tf.compat.v1.placeholder(tf.float32, shape=(None,), name="is_weight")
                 per_sample = per_sample * is_weights
-                # The new priorities' |delta|, from this step's forward pass (before its update).
-                q_taken = tf.gather(y_pred, actions, axis=1, batch_dims=1)
-                extra_fetches.append(tf.abs(returns - tf.cast(q_taken, tf.float32)))
+                extra_fetches.append(td)  # the new priorities, from this step's forward pass
             loss = tf.reduce_mean(per_sample)
             if model.losses:
                 loss = loss + tf.add_n(model.losses)
@@ -234,6 +234,49 @@ class FastDQNAgent(DQNAgent):
         self.trainable_model = None  # the stock Keras training model is never built on this path
         self.compiled = True
         self.update_target_model_hard()  # the clone already has the weights; this checks the op runs
+
+    def _scalar_loss(self, state1: Any, actions: Any, rewards: Any, discounts: Any) -> tuple:
+        """keras-rl's targets and masked element-wise loss, and |delta| for prioritized replay."""
+        model, target = self.model, self.target_model
+        # Targets, as keras-rl computes them in NumPy: r + gamma * q masked by terminal1 (the same
+        # float32 products as keras-rl's gamma * q * (1 - terminal1)), n-step or not.
+        target_q1 = target(state1, training=False)
+        online_q1 = model(state1, training=False) if self.enable_double_dqn else None
+        if online_q1 is not None:
+            best = tf.argmax(online_q1, axis=1, output_type=tf.int32)
+            q1 = tf.gather(target_q1, best, axis=1, batch_dims=1)
+        else:
+            q1 = tf.reduce_max(target_q1, axis=1)
+        returns = tf.stop_gradient(rewards + discounts * q1)
+        mask = tf.one_hot(actions, self.nb_actions, dtype=tf.float32)
+        # The loss keras-rl's Lambda layer computes, averaged over the batch as Keras does.
+        y_pred = model.output
+        loss_fn = self.loss_fn or (lambda y_true, y_hat: huber_loss(y_true, y_hat, self.delta_clip))
+        per_sample = backend.sum(loss_fn(mask * returns[:, None], y_pred) * mask, axis=-1)
+        q_taken = tf.gather(y_pred, actions, axis=1, batch_dims=1)
+        td = tf.abs(returns - tf.cast(q_taken, tf.float32))
+        return target_q1, online_q1, returns, y_pred, per_sample, td
+
+    def _categorical_loss(self, head: CategoricalQ, state1: Any, actions: Any, rewards: Any, discounts: Any) -> tuple:
+        """C51: the projected target distribution of the best next action (the online network's
+        argmax under Double DQN, the target's otherwise) and the cross-entropy against the taken
+        action's distribution, which is also prioritized replay's priority. `returns` is the
+        projected distribution's mean, for keras-rl's metrics."""
+        model, target = self.model, self.target_model
+        z = support(head.v_min, head.v_max, head.atoms)
+        target_p1 = head.probabilities(logits_model(target)(state1, training=False))
+        target_q1 = tf.reduce_sum(target_p1 * z, axis=-1)
+        online_q1 = model(state1, training=False) if self.enable_double_dqn else None
+        best = tf.argmax(online_q1 if online_q1 is not None else target_q1, axis=1, output_type=tf.int32)
+        next_p = tf.gather(target_p1, best, axis=1, batch_dims=1)
+        projected = tf.stop_gradient(project(rewards, discounts, next_p, head.v_min, head.v_max))
+        returns = tf.reduce_sum(projected * z, axis=-1)
+        logits0 = tf.reshape(
+            tf.cast(model.get_layer(ATOM_LOGITS).output, tf.float32), (-1, self.nb_actions, head.atoms)
+        )
+        log_p0 = tf.gather(tf.nn.log_softmax(logits0, axis=-1), actions, axis=1, batch_dims=1)
+        per_sample = -tf.reduce_sum(projected * log_p0, axis=-1)
+        return target_q1, online_q1, returns, model.output, per_sample, per_sample
 
     def _noise_switch(self, session: Any) -> dict[bool, Callable] | None:
         """Callables that turn the online network's noisy layers on or off (None: it has none)."""

@@ -2,7 +2,9 @@
 
 Every builder takes the network's `input_shape` (what keras-rl feeds it, after the processor) and
 the number of actions, and returns an uncompiled Keras model with one linear Q value per action.
-With `noisy_sigma0` set, the dense layers of the head are noisy (harness.kerasrl.noisy).
+With `noisy_sigma0` set, the dense layers of the head are noisy (harness.kerasrl.noisy); with
+`distribution=(atoms, v_min, v_max)` the Q head is categorical (harness.kerasrl.distributional),
+its output still one Q value (the distribution's mean) per action.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from harness.core.errors import UserError
 from harness.kerasrl.compat import keras
+from harness.kerasrl.distributional import ATOM_LOGITS, CategoricalQ
 from harness.kerasrl.noisy import NoisyDense
 
 layers = keras.layers
@@ -24,12 +27,28 @@ def _dense(units: int, noisy_sigma0: float | None, **kwargs: object) -> keras.la
     return NoisyDense(units, sigma0=noisy_sigma0, **kwargs)
 
 
+Distribution = tuple[int, float, float]  # (atoms, v_min, v_max)
+
+
+def _add_q_head(
+    model: keras.Sequential, nb_actions: int, noisy_sigma0: float | None, distribution: Distribution | None
+) -> None:
+    """A linear Q value per action, or C51's atoms' logits and their mean per action."""
+    if distribution is None:
+        model.add(_dense(nb_actions, noisy_sigma0, activation="linear", name="q_values", dtype="float32"))
+        return
+    atoms, v_min, v_max = distribution
+    model.add(_dense(nb_actions * atoms, noisy_sigma0, activation="linear", name=ATOM_LOGITS, dtype="float32"))
+    model.add(CategoricalQ(nb_actions, atoms, v_min, v_max, name="q_values"))
+
+
 def dense(
     input_shape: Sequence[int],
     nb_actions: int,
     hidden: Sequence[int] = (32,),
     activation: str = "relu",
     noisy_sigma0: float | None = None,
+    distribution: Distribution | None = None,
 ) -> keras.Model:
     """The article's 8x8 network: Flatten -> Dense(h, relu) for each h in `hidden` -> Dense(actions)."""
     model = keras.Sequential(name="dense_q")
@@ -37,7 +56,7 @@ def dense(
     model.add(layers.Flatten())
     for units in hidden:
         model.add(_dense(int(units), noisy_sigma0, activation=activation))
-    model.add(_dense(nb_actions, noisy_sigma0, activation="linear", name="q_values", dtype="float32"))
+    _add_q_head(model, nb_actions, noisy_sigma0, distribution)
     return model
 
 
@@ -50,6 +69,7 @@ def conv(
     hidden: int = 512,
     activation: str = "relu",
     noisy_sigma0: float | None = None,
+    distribution: Distribution | None = None,
 ) -> keras.Model:
     """Three Conv2D layers (channels-last input: height, width, stacked frames), a dense relu layer
     and a linear Q head: the article's pixel network (DQN Nature defaults; small screens pass
@@ -70,13 +90,13 @@ def conv(
         model.add(layers.Conv2D(int(n), int(k), strides=int(s), padding="same", activation=activation))
     model.add(layers.Flatten())
     model.add(_dense(int(hidden), noisy_sigma0, activation=activation))
-    model.add(_dense(nb_actions, noisy_sigma0, activation="linear", name="q_values", dtype="float32"))
+    _add_q_head(model, nb_actions, noisy_sigma0, distribution)
     return model
 
 
 NETWORKS: dict[str, Callable[..., keras.Model]] = {"dense": dense, "conv": conv}
 # The harness' own layer classes, for reading a saved model.json back (classes, not code).
-CUSTOM_LAYERS: dict[str, type] = {"NoisyDense": NoisyDense}
+CUSTOM_LAYERS: dict[str, type] = {"NoisyDense": NoisyDense, "CategoricalQ": CategoricalQ}
 
 
 @contextlib.contextmanager
@@ -103,13 +123,17 @@ def build_network(
     kwargs: dict,
     precision: str = "float32",
     noisy_sigma0: float | None = None,
+    distribution: Distribution | None = None,
 ) -> keras.Model:
-    """Build the named network (its head noisy with initial sigma `noisy_sigma0` when set); a name
-    or argument that does not fit is a UserError."""
+    """Build the named network (its head noisy with initial sigma `noisy_sigma0` when set, and
+    categorical over `distribution`'s atoms when set); a name or argument that does not fit is a
+    UserError."""
     if name not in NETWORKS:
         raise UserError(f"network={name!r} is unknown; expected one of {', '.join(NETWORKS)}")
     if noisy_sigma0 is not None:
         kwargs = {**kwargs, "noisy_sigma0": noisy_sigma0}
+    if distribution is not None:
+        kwargs = {**kwargs, "distribution": distribution}
     try:
         with precision_policy(precision):
             model = NETWORKS[name](tuple(input_shape), nb_actions, **kwargs)
