@@ -1,6 +1,7 @@
 """catch_conv and cave_conv end to end with tiny budgets, the scripted baselines next to the agent's
 score in summary.json, and the `baseline` command."""
 
+import io
 import json
 
 import numpy as np
@@ -129,3 +130,14 @@ def test_cave_conv_learns_to_avoid_blocks(tmp_path):
     assert frames >= 5 * bars["random"]["score"], summary["eval"]
     assert frames >= 0.5 * bars["heuristic"]["score"], summary["eval"]
     assert summary["wall_seconds"] < 45 * 60
+
+
+def test_cave_rainbow_smoke_runs_and_play_replays_it(tmp_path):
+    """Every Rainbow component on the conv network (noisy dueling atoms, n-step, prioritized)."""
+    from harness.run.play import play
+
+    exp = tiny(load_experiment("cave_rainbow"), seed=1, eval_episodes=1)
+    run_dir = run(exp, tmp_path, command=["test"], log=io.StringIO())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["steps"] == 300 and summary["eval"]["score_name"] == "frames"
+    assert play(run_dir, stream=io.StringIO())["returns"] == summary["eval"]["returns"]

@@ -17,7 +17,7 @@ from harness.core.errors import UserError
 from harness.core.registry import load_experiment
 from harness.core.schema import apply_overrides
 from harness.kerasrl.agents import build_agent, make_env, new_session
-from harness.kerasrl.compat import tf
+from harness.kerasrl.compat import keras, tf
 from harness.kerasrl.distributional import categorical_head, logits_model, project, support
 from harness.kerasrl.prioritized import PrioritizedRingMemory
 from harness.run.play import play
@@ -133,7 +133,6 @@ def test_train_step_is_the_cross_entropy_of_the_projected_double_dqn_target():
     [
         (["v_min=3", "v_max=3"], "expected v_min < v_max"),
         (["loss=mse"], "does not apply with distributional=true"),
-        (["enable_dueling_network=true"], "not supported yet"),
         (["atoms=1"], "atoms=1 is not allowed"),
         (["fast_path=false"], "needs the fast path"),
     ],
@@ -147,7 +146,15 @@ def test_bad_distributional_settings_are_one_line_errors(changes, fragment):
 def test_every_component_together_runs_and_play_replays_it(tmp_path):
     exp = apply_overrides(
         dataclasses.replace(tiny(load_experiment("catch_dense")), validation_interval=100),
-        ["distributional=true", "v_min=-2", "v_max=3", "noisy=true", "prioritized_replay=true", "n_step=3"],
+        [
+            "distributional=true",
+            "v_min=-2",
+            "v_max=3",
+            "noisy=true",
+            "prioritized_replay=true",
+            "n_step=3",
+            "enable_dueling_network=true",
+        ],
     )
     assert exp.policy == "greedy"
     run_dir = run(exp, tmp_path, log=io.StringIO())
@@ -155,3 +162,20 @@ def test_every_component_together_runs_and_play_replays_it(tmp_path):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert np.isfinite([v for v in metrics["mean_q"] if v is not None]).all()
     assert play(run_dir, stream=io.StringIO())["returns"] == summary["eval"]["returns"]
+
+
+@pytest.mark.parametrize("dueling_type", ["avg", "max", "naive"])
+def test_dueling_atoms_combine_value_and_advantage_per_atom(dueling_type):
+    _, agent, env = _c51_agent(["enable_dueling_network=true", f"dueling_type={dueling_type}"])
+    head = agent.model.get_layer("atom_logits")
+    assert type(head).__name__ == "DuelingAtoms" and not agent.enable_dueling_network  # keras-rl's head is not added
+    features_model = keras.Model(agent.model.inputs, agent.model.layers[-3].output)
+    states = np.random.default_rng(0).integers(0, 2, (4, 1, 8, 8)).astype(np.float32)
+    features = features_model.predict_on_batch(states)
+    (wv, bv), (wa, ba) = head.value.get_weights(), head.advantage.get_weights()
+    value = (features @ wv + bv)[:, None, :]
+    advantage = (features @ wa + ba).reshape(4, 3, 11)
+    shift = {"avg": advantage.mean(1, keepdims=True), "max": advantage.max(1, keepdims=True), "naive": 0.0}
+    want = (value + advantage - shift[dueling_type]).reshape(4, 33)
+    np.testing.assert_allclose(logits_model(agent.model).predict_on_batch(states), want, rtol=1e-5, atol=1e-5)
+    env.close()

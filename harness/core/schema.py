@@ -157,11 +157,6 @@ class Experiment:
                 f"{where}: loss={self.loss!r} does not apply with distributional=true, which trains on the "
                 "cross-entropy of the projected target; expected the default loss"
             )
-        if self.enable_dueling_network:
-            raise UserError(
-                f"{where}: enable_dueling_network=true with distributional=true is not supported yet; "
-                "expected one of them"
-            )
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved definition as plain JSON data (functions by their qualified names)."""

@@ -141,8 +141,15 @@ def build_model(exp: Experiment, env: KerasRLEnv, processor: Processor | None) -
         dict(exp.network_kwargs),
         exp.precision,
         noisy_sigma0=exp.noisy_sigma0 if exp.noisy else None,
-        distribution=(exp.atoms, exp.v_min, exp.v_max) if exp.distributional else None,
+        distribution=distribution_of(exp),
     )
+
+
+def distribution_of(exp: Experiment) -> tuple[int, float, float, str | None] | None:
+    """C51's (atoms, v_min, v_max, dueling type or None) for the network builder, or None."""
+    if not exp.distributional:
+        return None
+    return (exp.atoms, exp.v_min, exp.v_max, exp.dueling_type if exp.enable_dueling_network else None)
 
 
 def _nb_actions(env: KerasRLEnv) -> int:
@@ -234,7 +241,8 @@ def build_agent(exp: Experiment, env: KerasRLEnv, model: keras.Model | None = No
         target_model_update=exp.target_model_update,
         delta_clip=exp.delta_clip,
         enable_double_dqn=exp.enable_double_dqn,
-        enable_dueling_network=exp.enable_dueling_network,
+        # A distributional network has its dueling head built in (DuelingAtoms); keras-rl's is scalar.
+        enable_dueling_network=exp.enable_dueling_network and not exp.distributional,
         dueling_type=exp.dueling_type,
         **options,
     )

@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 
 from harness.kerasrl.compat import keras, tf
+from harness.kerasrl.noisy import NoisyDense
 
-__all__ = ["ATOM_LOGITS", "CategoricalQ", "categorical_head", "logits_model", "project", "support"]
+__all__ = ["ATOM_LOGITS", "CategoricalQ", "DuelingAtoms", "categorical_head", "logits_model", "project", "support"]
 
 # The name of the layer whose output holds the atoms' logits, (batch, actions * atoms).
 ATOM_LOGITS = "atom_logits"
@@ -52,6 +53,62 @@ class CategoricalQ(keras.layers.Layer):
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(nb_actions=self.nb_actions, atoms=self.atoms, v_min=self.v_min, v_max=self.v_max)
+        return config
+
+
+class DuelingAtoms(keras.layers.Layer):
+    """The dueling architecture (Wang et al. 2016) for the atoms' logits, as Rainbow has it: a value
+    stream V (atoms logits) and an advantage stream A (actions x atoms) from the same features,
+    combined per atom as V + A - mean over actions of A (`dueling_type="avg"`), - max (`"max"`) or
+    V + A (`"naive"`), keras-rl's three aggregations. Each stream is a Dense layer, or NoisyDense
+    with `noisy_sigma0`. Output: (batch, actions * atoms) logits.
+
+    Why a layer and not keras-rl's dueling option: keras-rl builds its dueling head on the scalar Q
+    layer (one value per action), which a categorical head does not have.
+    """
+
+    def __init__(
+        self,
+        nb_actions: int,
+        atoms: int,
+        dueling_type: str = "avg",
+        noisy_sigma0: float | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if dueling_type not in ("avg", "max", "naive"):
+            raise ValueError(f"dueling_type must be avg, max or naive; got {dueling_type!r}")
+        self.nb_actions, self.atoms, self.dueling_type = int(nb_actions), int(atoms), dueling_type
+        self.noisy_sigma0 = noisy_sigma0
+
+        def stream(units: int, name: str) -> Any:
+            if noisy_sigma0 is None:
+                return keras.layers.Dense(units, name=name, dtype=self.dtype_policy)
+            return NoisyDense(units, sigma0=noisy_sigma0, name=name, dtype=self.dtype_policy)
+
+        self.value = stream(self.atoms, "value")
+        self.advantage = stream(self.nb_actions * self.atoms, "advantage")
+
+    def call(self, features: Any) -> Any:
+        value = tf.cast(self.value(features), tf.float32)[:, None, :]
+        advantage = tf.reshape(tf.cast(self.advantage(features), tf.float32), (-1, self.nb_actions, self.atoms))
+        if self.dueling_type == "avg":
+            advantage = advantage - tf.reduce_mean(advantage, axis=1, keepdims=True)
+        elif self.dueling_type == "max":
+            advantage = advantage - tf.reduce_max(advantage, axis=1, keepdims=True)
+        return tf.reshape(value + advantage, (-1, self.nb_actions * self.atoms))
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return (input_shape[0], self.nb_actions * self.atoms)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            nb_actions=self.nb_actions,
+            atoms=self.atoms,
+            dueling_type=self.dueling_type,
+            noisy_sigma0=self.noisy_sigma0,
+        )
         return config
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from harness.core.errors import UserError
 from harness.kerasrl.compat import keras
-from harness.kerasrl.distributional import ATOM_LOGITS, CategoricalQ
+from harness.kerasrl.distributional import ATOM_LOGITS, CategoricalQ, DuelingAtoms
 from harness.kerasrl.noisy import NoisyDense
 
 layers = keras.layers
@@ -27,7 +27,8 @@ def _dense(units: int, noisy_sigma0: float | None, **kwargs: object) -> keras.la
     return NoisyDense(units, sigma0=noisy_sigma0, **kwargs)
 
 
-Distribution = tuple[int, float, float]  # (atoms, v_min, v_max)
+# (atoms, v_min, v_max, dueling_type or None): C51's support, and its dueling head if any.
+Distribution = tuple[int, float, float, str | None]
 
 
 def _add_q_head(
@@ -37,8 +38,11 @@ def _add_q_head(
     if distribution is None:
         model.add(_dense(nb_actions, noisy_sigma0, activation="linear", name="q_values", dtype="float32"))
         return
-    atoms, v_min, v_max = distribution
-    model.add(_dense(nb_actions * atoms, noisy_sigma0, activation="linear", name=ATOM_LOGITS, dtype="float32"))
+    atoms, v_min, v_max, dueling_type = distribution
+    if dueling_type is None:
+        model.add(_dense(nb_actions * atoms, noisy_sigma0, activation="linear", name=ATOM_LOGITS, dtype="float32"))
+    else:
+        model.add(DuelingAtoms(nb_actions, atoms, dueling_type, noisy_sigma0, name=ATOM_LOGITS, dtype="float32"))
     model.add(CategoricalQ(nb_actions, atoms, v_min, v_max, name="q_values"))
 
 
@@ -96,7 +100,7 @@ def conv(
 
 NETWORKS: dict[str, Callable[..., keras.Model]] = {"dense": dense, "conv": conv}
 # The harness' own layer classes, for reading a saved model.json back (classes, not code).
-CUSTOM_LAYERS: dict[str, type] = {"NoisyDense": NoisyDense, "CategoricalQ": CategoricalQ}
+CUSTOM_LAYERS: dict[str, type] = {"NoisyDense": NoisyDense, "CategoricalQ": CategoricalQ, "DuelingAtoms": DuelingAtoms}
 
 
 @contextlib.contextmanager

@@ -35,15 +35,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    for name in available_experiments():
+    names = available_experiments()
+    width = max([16, *(len(name) for name in names)])
+    for name in names:
         try:
             exp = load_experiment(name)
             print(
-                f"{name:<16} {exp.env_id} {exp.env_kwargs or ''} network={exp.network} "
+                f"{name:<{width}} {exp.env_id} {exp.env_kwargs or ''} network={exp.network} "
                 f"optimizer={exp.optimizer} nb_steps={exp.nb_steps}"
             )
         except UserError as err:
-            print(f"{name:<16} (broken: {err})")
+            print(f"{name:<{width}} (broken: {err})")
     if args.fields:
         print("\nfields (SET key=value):")
         types = field_types()

@@ -18,6 +18,14 @@ def evaluate(
     """Greedy evaluation with keras-rl's `agent.test` on a fresh env seeded with `seed`."""
     env = make_env(exp, seed=seed, render_mode=render_mode)
     recorder = EpisodeRecorder()
+    # keras-rl's `test` builds its first state from the memory's recent observations, which after
+    # training still hold the unfinished last training episode's frames; with a window of several
+    # frames they would leak into the first evaluation state. Forgetting them starts it zero-padded,
+    # as every later episode, validation rounds and `make play` (a fresh memory) start.
+    recent = getattr(agent.memory, "recent_observations", None)
+    if recent is not None:
+        recent.clear()
+        agent.memory.recent_terminals.clear()
     try:
         agent.test(
             env,

@@ -1,0 +1,12 @@
+"""cave_rainbow without the distributional head: a scalar dueling head (keras-rl's dueling layer is
+a plain Dense on the noisy features, so this row also loses the noise in its last layer).
+
+One row of the Rainbow ablation, as in Hessel et al. (2018), Figure 3:
+`make compare NAMES="cave_rainbow cave_rainbow_no_per cave_rainbow_no_nstep cave_rainbow_no_c51
+cave_rainbow_no_noisy cave_rainbow_no_dueling"`."""
+
+import dataclasses
+
+from experiments.cave_rainbow import EXPERIMENT as CAVE_RAINBOW
+
+EXPERIMENT = dataclasses.replace(CAVE_RAINBOW, distributional=False)
