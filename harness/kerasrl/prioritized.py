@@ -29,9 +29,10 @@ class SumTree:
     arithmetic, is the cost; 32 children cut the levels of a 100,000-leaf tree from 17 to 4 (still
     O(log N) levels, O(batch * k * log_k N) work per batch). Measured for a batch of 32 (search plus
     the update of 35 leaves, same process, alternating, on a loaded 2-core machine): 1,000 leaves
-    270 microseconds binary against 181 with 32 children; 100,000 leaves 392 against 315. Each sum is recomputed from its children
-    with the same sequence of additions `find` uses (a cumulative sum), never adjusted by a
-    difference, so no rounding error accumulates and `find` sees exactly the stored sums.
+    270 microseconds binary against 181 with 32 children; 100,000 leaves 392 against 315. Each sum
+    is recomputed from its children with the same sequence of additions `find` uses (a cumulative
+    sum), never adjusted by a difference, so no rounding error accumulates and `find` sees exactly
+    the stored sums.
     """
 
     def __init__(self, size: int, branching: int = 32) -> None:
@@ -110,8 +111,14 @@ class PrioritizedRingMemory(RingMemory):
         step_offset: int = 0,
         seed: int | None = None,
         ignore_episode_boundaries: bool = False,
+        components: int | None = None,
     ) -> None:
-        super().__init__(limit, window_length=window_length, ignore_episode_boundaries=ignore_episode_boundaries)
+        super().__init__(
+            limit,
+            window_length=window_length,
+            ignore_episode_boundaries=ignore_episode_boundaries,
+            components=components,
+        )
         self.alpha, self.beta0, self.eps = float(alpha), float(beta0), float(eps)
         self.beta_steps, self.step_offset = max(1, int(beta_steps)), int(step_offset)
         self.tree = SumTree(self.limit)
