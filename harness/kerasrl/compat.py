@@ -165,6 +165,7 @@ from rl.policy import (
     GreedyQPolicy,
     LinearAnnealedPolicy,
 )
+from rl.processors import MultiInputProcessor
 from rl.random import OrnsteinUhlenbeckProcess
 from rl.util import (
     AdditionalUpdatesOptimizer,
@@ -208,6 +209,7 @@ __all__ = [
     "GreedyQPolicy",
     "LinearAnnealedPolicy",
     "ModelIntervalCheckpoint",
+    "MultiInputProcessor",
     "NAFAgent",
     "OrnsteinUhlenbeckProcess",
     "Processor",

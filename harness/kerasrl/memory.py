@@ -1,6 +1,10 @@
 """The fast path's replay memory, `RingMemory`: keras-rl's `SequentialMemory` in preallocated NumPy
 ring buffers (see harness.kerasrl.fast for why the fast path exists), and the batch it trains on,
-`Batch`, with n-step returns. Prioritized replay builds on it in harness.kerasrl.prioritized."""
+`Batch`, with n-step returns. Prioritized replay builds on it in harness.kerasrl.prioritized.
+
+Observations are arrays, or, for a network with several inputs, tuples of arrays (one per input,
+what keras-rl's `MultiInputProcessor` takes); a batch's states are then a tuple of per-input
+arrays (`States`)."""
 
 from __future__ import annotations
 
@@ -12,7 +16,11 @@ import numpy as np
 
 from harness.kerasrl.compat import Experience, Memory, sample_batch_indexes
 
-__all__ = ["Batch", "RingMemory"]
+__all__ = ["Batch", "RingMemory", "States"]
+
+#: A batch of states: (batch, window, *observation) for array observations, or one such array per
+#: component for tuple observations (RingMemory(components=n)).
+States = np.ndarray | tuple[np.ndarray, ...]
 
 
 class Batch(NamedTuple):
@@ -24,10 +32,10 @@ class Batch(NamedTuple):
     transitions, for its priority update.
     """
 
-    state0: np.ndarray
+    state0: States
     actions: np.ndarray
     returns: np.ndarray
-    bootstrap: np.ndarray
+    bootstrap: States
     discounts: np.ndarray
     weights: np.ndarray | None = None
     slots: np.ndarray | None = None
@@ -44,19 +52,38 @@ class RingMemory(Memory):
 
     `sample_arrays` returns the batch as arrays, which is what `FastDQNAgent` trains on:
     state0 and state1 of shape (batch, window_length, *observation_shape) in the observations'
-    own dtype, actions, rewards and terminal1 flags of shape (batch,).
+    own dtype (with `components`, a tuple of such arrays), actions, rewards and terminal1 flags of
+    shape (batch,).
 
     The observation buffer is allocated at the first stored observation (its shape and dtype are
     not known before); after that nothing is allocated per step, so memory use stops growing
     once `limit` transitions are stored.
+
+    `components=n`: each observation is a tuple (or list) of n arrays, one per input of a
+    multi-input network, as keras-rl's `MultiInputProcessor(n)` takes them. Each component gets
+    its own preallocated buffer in its own dtype (`parts`; an image stays uint8 beside a float32
+    vector), and states come back as a tuple of n arrays of shape (batch, window, *component),
+    which is what `MultiInputProcessor.process_state_batch` makes of keras-rl's nested lists, built
+    without them. None (the default): each observation is one array (`observations`), as before.
+    `FastDQNAgent` sets it from its model when it is left None (`use_components`).
     """
 
-    def __init__(self, limit: int, window_length: int = 1, ignore_episode_boundaries: bool = False) -> None:
+    def __init__(
+        self,
+        limit: int,
+        window_length: int = 1,
+        ignore_episode_boundaries: bool = False,
+        components: int | None = None,
+    ) -> None:
         super().__init__(window_length=window_length, ignore_episode_boundaries=ignore_episode_boundaries)
         if int(limit) < 1:
             raise ValueError(f"RingMemory: limit must be a positive integer; got {limit!r}")
         self.limit = int(limit)
-        self.observations: np.ndarray | None = None
+        self.observations: np.ndarray | None = None  # array observations (components=None)
+        self.parts: tuple[np.ndarray, ...] | None = None  # tuple observations: one buffer per component
+        self.components: int | None = None
+        if components is not None:
+            self.use_components(components)
         self.actions = np.zeros(self.limit, dtype=np.int64)
         self.rewards = np.zeros(self.limit, dtype=np.float64)
         self.terminals = np.zeros(self.limit, dtype=bool)
@@ -75,16 +102,16 @@ class RingMemory(Memory):
         super().append(observation, action, reward, terminal, training=training)
         if not training:
             return
-        if self.observations is None:
-            first = np.asarray(observation)
-            if first.dtype == object:
-                raise TypeError(
-                    "RingMemory stores array observations; got an observation of type "
-                    f"{type(observation).__name__} (use SequentialMemory, fast_path=false)"
-                )
-            self.observations = np.zeros((self.limit, *first.shape), dtype=first.dtype)
         slot = self._next
-        self.observations[slot] = observation
+        if self.components is None:
+            if self.observations is None:
+                self.observations = self._buffer(observation)
+            self.observations[slot] = observation
+        else:
+            if self.parts is None:
+                self.parts = self._component_buffers(observation)
+            for buffer, part in zip(self.parts, observation, strict=True):
+                buffer[slot] = part
         self.actions[slot] = action
         self.rewards[slot] = reward
         self.terminals[slot] = terminal
@@ -97,10 +124,10 @@ class RingMemory(Memory):
         state0, actions, rewards, state1, terminal1 = self.sample_arrays(batch_size, batch_idxs)
         return [
             Experience(
-                state0=list(state0[k]),
+                state0=_observations(state0, k),
                 action=actions[k],
                 reward=rewards[k],
-                state1=list(state1[k]),
+                state1=_observations(state1, k),
                 terminal1=bool(terminal1[k]),
             )
             for k in range(len(actions))
@@ -109,7 +136,58 @@ class RingMemory(Memory):
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config["limit"] = self.limit
+        if self.components is not None:
+            config["components"] = self.components
         return config
+
+    # --- storage ------------------------------------------------------------------------------
+    def use_components(self, components: int) -> None:
+        """Store each observation as a tuple of `components` arrays (see the class docstring).
+        Allowed until the first observation is stored; setting the same number again is a no-op."""
+        if isinstance(components, bool) or not isinstance(components, int) or components < 1:
+            raise ValueError(f"RingMemory: components must be a positive integer or None; got {components!r}")
+        if components == self.components:
+            return
+        if self.observations is not None or self.parts is not None:
+            stored = "array observations" if self.components is None else f"{self.components} components"
+            raise ValueError(
+                f"RingMemory already stores {stored}; components={components} must be set before "
+                "the first observation is stored"
+            )
+        self.components = components
+
+    def _buffer(self, value: Any) -> np.ndarray:
+        """A zeroed (limit, *shape) buffer in `value`'s own dtype (an observation or a component)."""
+        try:
+            first = np.asarray(value)
+        except ValueError:  # NumPy 2 refuses ragged nesting (a tuple of differently shaped arrays)
+            first = np.empty((), dtype=object)
+        if first.dtype == object:
+            hint = ""
+            if isinstance(value, (dict, tuple, list)):
+                hint = (
+                    "; a multi-input network's observations are tuples of arrays, one per input "
+                    "(RingMemory(components=n); a processor's process_observation can make them from a dict)"
+                )
+            raise TypeError(
+                "RingMemory stores array observations; got an observation of type "
+                f"{type(value).__name__} (use SequentialMemory, fast_path=false){hint}"
+            )
+        return np.zeros((self.limit, *first.shape), dtype=first.dtype)
+
+    def _component_buffers(self, observation: Any) -> tuple[np.ndarray, ...]:
+        """One zeroed buffer per component of the first tuple observation."""
+        if not isinstance(observation, (tuple, list)) or len(observation) != self.components:
+            got = type(observation).__name__
+            if isinstance(observation, (tuple, list)):
+                got += f" of {len(observation)}"
+            elif isinstance(observation, dict):
+                got += " (a processor's process_observation can turn it into a tuple)"
+            raise TypeError(
+                f"RingMemory(components={self.components}) stores tuples or lists of {self.components} "
+                f"arrays, one per network input; got a {got}"
+            )
+        return tuple(self._buffer(part) for part in observation)
 
     # --- vectorised sampling ------------------------------------------------------------------
     @overload
@@ -155,7 +233,7 @@ class RingMemory(Memory):
 
     def sample_arrays(
         self, batch_size: int, batch_idxs: Sequence[int] | None = None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    ) -> tuple[States, np.ndarray, np.ndarray, States, np.ndarray]:
         """(state0, actions, rewards, state1, terminal1) for a batch chosen as `sample` chooses it."""
         return self._one_step(self.sample_indexes(batch_size, batch_idxs) - 1)
 
@@ -202,12 +280,18 @@ class RingMemory(Memory):
             discounts,
         )
 
-    def windows(self, newest: np.ndarray) -> np.ndarray:
+    def windows(self, newest: np.ndarray) -> States:
         """The states (batch, window_length, *obs) whose newest observations are at logical indexes
-        `newest`, zero-padded where SequentialMemory stops at an episode start."""
+        `newest`, zero-padded where SequentialMemory stops at an episode start (with components, a
+        tuple of such arrays, one per component)."""
+        if self.parts is None:
+            assert self.observations is not None  # called for sampled transitions, so the buffer exists
+            return self._windows(self.observations, newest)
+        return tuple(self._windows(part, newest) for part in self.parts)
+
+    def _windows(self, obs: np.ndarray, newest: np.ndarray) -> np.ndarray:
+        """`windows` of one observation buffer."""
         wl = self.window_length
-        obs = self.observations
-        assert obs is not None  # called for sampled transitions, so the buffer exists
         if wl == 1:
             return obs[self._physical(newest)][:, None]
         # Window position p holds the observation at logical newest - wl + 1 + p. Position p is
@@ -222,12 +306,31 @@ class RingMemory(Memory):
             states[:, :-1][zeroed] = 0
         return states
 
-    def _one_step(self, last: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _one_step(self, last: np.ndarray) -> tuple[States, np.ndarray, np.ndarray, States, np.ndarray]:
         """keras-rl's one-step transitions whose state0 ends at logical indexes `last`."""
         slots = self._physical(last)
-        state0 = self.windows(last)
-        following = self.observations[self._physical(last + 1)][:, None]  # type: ignore[index]  # windows() checked
+        following = self._physical(last + 1)
+        state0: States
+        state1: States
+        if self.parts is None:
+            assert self.observations is not None  # called for sampled transitions, so the buffer exists
+            windows = self._windows(self.observations, last)
+            state0, state1 = windows, self._next_windows(windows, self.observations[following])
+        else:
+            state0 = tuple(self._windows(part, last) for part in self.parts)
+            state1 = tuple(self._next_windows(s, part[following]) for s, part in zip(state0, self.parts, strict=True))
+        return state0, self.actions[slots], self.rewards[slots], state1, self.terminals[slots]
+
+    def _next_windows(self, state0: np.ndarray, following: np.ndarray) -> np.ndarray:
         # SequentialMemory builds state1 from state0 shifted by one, with no boundary check of its
         # own (a terminal1 state's target is masked anyway).
-        state1 = following if self.window_length == 1 else np.concatenate([state0[:, 1:], following], axis=1)
-        return state0, self.actions[slots], self.rewards[slots], state1, self.terminals[slots]
+        if self.window_length == 1:
+            return following[:, None]
+        return np.concatenate([state0[:, 1:], following[:, None]], axis=1)
+
+
+def _observations(states: States, k: int) -> list:
+    """Row k of a batch of states as keras-rl's list of observations (tuples with components)."""
+    if isinstance(states, tuple):
+        return [tuple(part[k, w] for part in states) for w in range(states[0].shape[1])]
+    return list(states[k])

@@ -111,8 +111,14 @@ class PrioritizedRingMemory(RingMemory):
         step_offset: int = 0,
         seed: int | None = None,
         ignore_episode_boundaries: bool = False,
+        components: int | None = None,
     ) -> None:
-        super().__init__(limit, window_length=window_length, ignore_episode_boundaries=ignore_episode_boundaries)
+        super().__init__(
+            limit,
+            window_length=window_length,
+            ignore_episode_boundaries=ignore_episode_boundaries,
+            components=components,
+        )
         self.alpha, self.beta0, self.eps = float(alpha), float(beta0), float(eps)
         self.beta_steps, self.step_offset = max(1, int(beta_steps)), int(step_offset)
         self.tree = SumTree(self.limit)
