@@ -82,11 +82,6 @@ class NoisyDense(keras.layers.Layer):
 
 
 def noisy_layers(model: Any) -> list[NoisyDense]:
-    """The model's NoisyDense layers (nested models included)."""
-    found = []
-    for layer in model.layers:
-        if isinstance(layer, NoisyDense):
-            found.append(layer)
-        elif hasattr(layer, "layers"):
-            found += noisy_layers(layer)
-    return found
+    """The model's NoisyDense layers, at any depth (nested models, layers holding layers such as
+    the dueling atoms' streams)."""
+    return [module for module in model.submodules if isinstance(module, NoisyDense)]
