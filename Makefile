@@ -6,6 +6,7 @@
 #   make runs [RUNS=dir] | make tensorboard [RUNS=dir] [PORT=6006]
 #   make sweep NAMES="a b" [SEEDS=5] [STEPS=n] [WORKERS=k] [BACKEND=local|ray] [SET=...] [RUNS=dir] | make ray-deps | make bench-sweep
 #   make baseline ENV_ID=Cave-v0 [EPISODES=n] [SEED=s] [ENV_KWARGS=json] | make bench-memory [JSON=out.json]
+#   make benchmark [GAMES="CartPole-v1 ..."] [SEEDS=5] [STEPS=n] [WORKERS=k] [SET=...] [RUNS=dir] [OUT=docs]
 #   make bench [REPS=3] | make bench-step NAME=cave_conv [SET=...] | make lint | make format | make type
 # Any target: EXPERIMENTS=dir adds a folder of your own experiment modules.
 PYTHON ?= python3
@@ -91,6 +92,16 @@ sweep: $(STAMP) $(if $(filter ray,$(BACKEND)),$(RAY_STAMP))
 	@$(PY) -m harness sweep $(NAMES) --seeds "$(or $(SEEDS),5)" $(if $(STEPS),--steps "$(STEPS)") \
 		$(if $(WORKERS),--workers "$(WORKERS)") --backend "$(or $(BACKEND),local)" \
 		$(foreach kv,$(SET),--set '$(kv)') --runs-dir "$(RUNS)"
+
+# make benchmark [GAMES="CartPole-v1 Acrobot-v1"] [SEEDS=5] [STEPS=n] [WORKERS=k] [SET="k=v ..."] [RUNS=dir] [OUT=docs]:
+# the classic-control suite (cartpole_dqn, acrobot_dqn, mountaincar_dqn, lunarlander_dqn), every seed,
+# k runs at once through the sweep executor (finished identical runs under RUNS are reused), then
+# OUT/benchmark.md, .csv and .png beside rl-baselines3-zoo's and CleanRL's published results.
+.PHONY: benchmark
+benchmark: $(STAMP)
+	@$(PY) -m harness benchmark $(GAMES) --seeds "$(or $(SEEDS),5)" $(if $(STEPS),--steps "$(STEPS)") \
+		$(if $(WORKERS),--workers "$(WORKERS)") $(foreach kv,$(SET),--set '$(kv)') --runs-dir "$(RUNS)" \
+		--out "$(or $(OUT),docs)"
 
 # make bench-sweep [STEPS=6000] [REPEATS=3] [JSON=out.json]: 4 catch_dense runs with WORKERS=2 vs 1,
 # alternating; median wall times and their ratio (target <= 0.65).

@@ -4,9 +4,11 @@ Layers, each a folder; a layer imports only the layers below it (checked by impo
 `make lint`):
 
   cli.py     `python -m harness ...`: one table of subcommands
-  launch/    many runs at once: sweep (local processes or Ray), compare       (no TensorFlow)
+  launch/    many runs at once: sweep (local processes or Ray), compare,
+             benchmark                                                        (no TensorFlow)
   run/       one run: runner, evaluation, resume, play, media, scripted players
-  report/    curves, tables and the runs table, from a run's files only       (no TensorFlow)
+  report/    curves, tables, statistics, the benchmark's table and figure, the
+             runs table, from a run's files only                              (no TensorFlow)
   kerasrl/   everything that touches keras-rl, TensorFlow or Keras
   core/      schema, registry, run directory, files, errors, scoring, signals (no TensorFlow)
 

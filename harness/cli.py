@@ -155,6 +155,24 @@ def _sweep_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _benchmark_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "games",
+        nargs="*",
+        metavar="GAME",
+        help="games of the suite, by env id or experiment name (default: all: CartPole-v1, Acrobot-v1, "
+        "MountainCar-v0, LunarLander-v3)",
+    )
+    p.add_argument("--seeds", default="5", help="a count (5: seeds 0-4, the default) or a list such as 0,3,7")
+    p.add_argument("--steps", type=positive_int("STEPS"), help="training steps (default: each experiment's budget)")
+    p.add_argument(
+        "--workers", type=positive_int("WORKERS"), help="runs trained at once (default: this machine's cores)"
+    )
+    _overrides(p, "override a schema field in every run")
+    _runs_dir(p, "where runs are found and trained, and benchmark/<stamp>/ logs go")
+    p.add_argument("--out", default="docs", help="folder for benchmark.md/.csv/.png (default: docs)")
+
+
 def _bench_module() -> Any:
     """bench.speed, when run from the project checkout (the benchmarks live beside their results in
     its bench/, outside the installed package), else None."""
@@ -222,6 +240,11 @@ COMMANDS: dict[str, Command] = {
         "every seed of several experiments in parallel, here or on a Ray cluster",
         _sweep_args,
         "harness.launch.sweep:command",
+    ),
+    "benchmark": Command(
+        "the classic-control suite over several seeds in parallel: table and figure beside the published results",
+        _benchmark_args,
+        "harness.launch.benchmark:command",
     ),
     "bench": Command(
         "fast path vs keras-rl's stock DQNAgent: steps/s, peak RSS (as `make bench`)", _bench_args, _bench

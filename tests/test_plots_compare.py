@@ -134,10 +134,16 @@ def test_compare_writes_png_and_tables(compared):
         assert float(row["eval_return_mean"]) == pytest.approx(summary["eval"]["mean_return"])
         assert float(row["steps_per_second_mean"]) == pytest.approx(summary["steps_per_second"])
         assert row["score_std"] == ""  # one run: no spread
+        # One run: its IQM is its score, and every resample of it is too.
+        assert float(row["score_iqm"]) == float(row["score_iqm_low"]) == float(row["score_iqm_high"])
+        assert float(row["score_iqm"]) == pytest.approx(summary["eval"]["score"])
+        assert float(row["eval_return_iqm"]) == pytest.approx(summary["eval"]["mean_return"])
         tail = np.array(metrics["loss"], dtype=float)[-math.ceil(0.1 * len(metrics["loss"])) :]
         assert float(row["final_loss_mean"]) == pytest.approx(np.nanmean(tail))
     markdown = first.markdown.read_text()
-    assert markdown.startswith("| experiment | runs | eval catch_rate |")
+    assert markdown.startswith("| experiment | runs | eval catch_rate | eval catch_rate IQM [95% CI] |")
+    assert "stratified-bootstrap" in markdown
+    assert "Fewer than 3 seeds: catch_dense (1), catch_graves (1)" in markdown
     assert "`catch_dense`" in markdown and "`catch_graves`" in markdown
     assert markdown == first.table
 

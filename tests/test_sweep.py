@@ -145,10 +145,26 @@ def test_results_table_mean_sd_and_failures(tmp_path):
 
     results = [result(0, 0, 0.5, 100.0), result(1, 0, 0.7, 300.0), result(2, -9), result(3, 2)]
     table = sweep.results_table(["catch_dense"], results)
-    row = table.splitlines()[2]
+    header, row = table.splitlines()[0], table.splitlines()[2]
     sd = math.sqrt(((0.5 - 0.6) ** 2 + (0.7 - 0.6) ** 2) / 1)
     assert "2/4" in row and f"0.600 ± {sd:.3f} (catch_rate)" in row and "200 ± 141" in row
     assert "seed 2: killed by SIGKILL" in row and "seed 3: exit 2: boom" in row
+    # Two runs: the IQM is their mean, and every resample of two values lies between them.
+    assert "score IQM [95% CI]" in header and "0.600 [0.500, 0.700]" in row
+    assert "stratified-bootstrap" in table and "Fewer than 3 seeds: catch_dense (2)" in table
+
+
+def test_results_table_iqm_of_five_runs(tmp_path):
+    def result(seed, score):
+        spec = sweep.RunSpec("catch_dense", seed, None, ())
+        summary = {"interrupted": False, "steps_per_second": 100.0, "eval": {"score": score, "score_name": "s"}}
+        return sweep.RunResult(spec, tmp_path / spec.log_name, {"started": True, "exit_code": 0, "summary": summary})
+
+    table = sweep.results_table(["catch_dense"], [result(s, v) for s, v in enumerate((0.0, 0.2, 0.4, 0.6, 5.0))])
+    row = table.splitlines()[2]
+    # IQM of 5: one cut at each end, the mean of 0.2, 0.4 and 0.6; the outlier moves the mean only.
+    assert "1.240 ± 2.114 (s)" in row and "0.400 [" in row
+    assert "Fewer than 3 seeds" not in table
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """`python -m harness compare`: train whatever runs a comparison is missing, reuse the finished ones,
-then draw one figure and one table. This module owns the compare plan and its output.
+then draw one figure and one table. This module owns the compare plan (`gather_runs`: reuse or
+train every planned run, which `python -m harness benchmark` shares) and its output.
 
 For each experiment name and each seed 0..seeds-1 it looks under `<runs>/<name>/` for a finished
 run of exactly what would be trained now (harness.core.rundir.find_finished: the whole resolved
@@ -98,18 +99,53 @@ def compare(
         raise UserError(f"WORKERS={workers!r} is not allowed; expected a positive integer")
     runs_dir = Path(runs_dir).absolute()
     # Resolve everything first, so a mistake in any name or setting stops before hours of training.
-    # Seed by seed, every experiment at each: a comparison stopped part-way has matched pairs.
-    plan = [(name, seed, resolve_experiment(name, seed, steps, overrides)) for seed in range(seeds) for name in names]
+    plan = resolve_plan(names, range(seeds), steps, overrides)
     out_dir = _out_dir(runs_dir, names, out)
 
     result = CompareResult(groups={name: [] for name in names}, out_dir=out_dir)
+    result.groups, result.trained, result.reused = gather_runs(
+        plan, runs_dir, out_dir / "logs", tuple(overrides), workers, log
+    )
+
+    seeds_text = f"{seeds} seed{'s' if seeds != 1 else ''}"
+    title = f"{' vs '.join(names)} ({seeds_text}, {_steps_text(plan)})"
+    result.png = plots.plot_runs(result.groups, out_dir / "compare.png", title=title)
+    result.markdown, result.csv = out_dir / "compare.md", out_dir / "compare.csv"
+    rows = tables.write_table(result.groups, result.markdown, result.csv)
+    result.table = tables.format_markdown(rows)
+    return result
+
+
+def resolve_plan(
+    names: Sequence[str], seeds: Sequence[int], steps: int | None, overrides: Sequence[str]
+) -> list[tuple[str, int, Experiment]]:
+    """Every (name, seed) resolved as `run` would (UserError for a bad name or setting), seed by
+    seed with every experiment at each, so that a comparison stopped part-way has matched pairs."""
+    return [(name, seed, resolve_experiment(name, seed, steps, overrides)) for seed in seeds for name in names]
+
+
+def gather_runs(
+    plan: Sequence[tuple[str, int, Experiment]],
+    runs_dir: Path,
+    log_dir: Path,
+    overrides: tuple[str, ...],
+    workers: int | None,
+    log: TextIO,
+) -> tuple[dict[str, list[Path]], list[Path], list[Path]]:
+    """A finished run of every planned (name, seed, experiment) under `runs_dir`: the newest
+    identical one, else trained now through the sweep executor (logs in `log_dir`), `workers` at
+    a time. Returns (run directories per name, in plan order; those trained; those reused).
+    Raises UserError for a failed run and CompareInterrupted when stopped by a signal."""
+    groups: dict[str, list[Path]] = {name: [] for name, _, _ in plan}
+    trained: list[Path] = []
+    reused: list[Path] = []
     missing: list[tuple[str, int, Experiment]] = []
     for index, (name, seed, exp) in enumerate(plan, start=1):
         head = f"[{index}/{len(plan)}] {name} seed {seed} ({exp.nb_steps} steps)"
         found, reasons = find_finished(runs_dir, exp)
         if found is not None:
             print(f"{head}: reusing {found}", file=log, flush=True)
-            result.reused.append(found)
+            reused.append(found)
             continue
         why = (
             (
@@ -123,40 +159,33 @@ def compare(
         print(f"{head}: to train{why}", file=log, flush=True)
         missing.append((name, seed, exp))
     if missing:
-        _train_missing(missing, runs_dir, out_dir, tuple(overrides), workers, log)
+        _train_missing(missing, runs_dir, log_dir, overrides, workers, log)
     for name, _, exp in plan:
         found, _ = find_finished(runs_dir, exp)
         if found is None:
             raise UserError(
                 f"training {name} seed {exp.seed} finished but left no matching run under {runs_dir / name}"
             )
-        result.groups[name].append(found)
-        if found not in result.reused:
-            result.trained.append(found)
-
-    seeds_text = f"{seeds} seed{'s' if seeds != 1 else ''}"
-    title = f"{' vs '.join(names)} ({seeds_text}, {_steps_text(plan)})"
-    result.png = plots.plot_runs(result.groups, out_dir / "compare.png", title=title)
-    result.markdown, result.csv = out_dir / "compare.md", out_dir / "compare.csv"
-    rows = tables.write_table(result.groups, result.markdown, result.csv)
-    result.table = tables.format_markdown(rows)
-    return result
+        groups[name].append(found)
+        if found not in reused:
+            trained.append(found)
+    return groups, trained, reused
 
 
 def _train_missing(
     missing: Sequence[tuple[str, int, Experiment]],
     runs_dir: Path,
-    out_dir: Path,
+    log_dir: Path,
     overrides: tuple[str, ...],
     workers: int | None,
     log: TextIO,
 ) -> None:
-    """The missing runs through the sweep executor, their logs in `out_dir/logs`."""
+    """The missing runs through the sweep executor, their logs in `log_dir`."""
     specs = tuple(sweep.RunSpec(name, seed, exp.nb_steps, overrides) for name, seed, exp in missing)
     names = tuple(dict.fromkeys(name for name, _, _ in missing))
     seeds = tuple(sorted({seed for _, seed, _ in missing}))
     plan = sweep.SweepPlan(specs=specs, names=names, seeds=seeds, runs_dir=runs_dir, backend="local", workers=workers)
-    done = sweep.execute(plan, sweep_dir=out_dir / "logs", stream=log)
+    done = sweep.execute(plan, sweep_dir=log_dir, stream=log)
     if done.signal_number is not None:
         stopped = ", ".join(r.spec.label for r in done.results if r.outcome and r.outcome.get("started") and not r.ok)
         raise CompareInterrupted(

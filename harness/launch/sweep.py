@@ -47,7 +47,8 @@ from harness.core.registry import ENV_VAR as EXPERIMENTS_ENV
 from harness.core.registry import resolve_experiment
 from harness.core.rundir import new_stamped_dir
 from harness.core.signals import SignalCatcher, signal_name
-from harness.report.tables import aligned, mean_sd_text
+from harness.report.stats import few_seeds_note, iqm_text, mean_sd_text, method_note
+from harness.report.tables import aligned
 
 BACKENDS = ("local", "ray")
 LOG_TAIL_LINES = 15
@@ -373,19 +374,32 @@ class RunResult:
 
 
 def results_table(names: Sequence[str], results: Sequence[RunResult]) -> str:
-    """Per experiment: runs finished / planned, score and steps/s as mean ± sample sd over the
-    finished runs, and each failed seed with its reason."""
-    rows = [("experiment", "ok/runs", "score", "steps/s", "not finished")]
+    """Per experiment: runs finished / planned, the score as mean ± sample sd and as IQM with its
+    95% interval over the finished runs (harness.report.stats), steps/s, and each failed seed with
+    its reason; then what the statistics are, and which experiments have fewer than 3 finished runs."""
+    rows = [("experiment", "ok/runs", "score", "score IQM [95% CI]", "steps/s", "not finished")]
+    finished: dict[str, int] = {}
     for name in names:
         mine = [r for r in results if r.spec.name == name]
         good = [r for r in mine if r.ok]
+        finished[name] = len(good)
         score_names = sorted({cast(str, r.score_name) for r in good})  # an ok run has a score name
         score = mean_sd_text([r.score for r in good])
         if score_names and score != "–":
             score = f"{score} ({'/'.join(score_names)})"
         failed = "; ".join(f"seed {r.spec.seed}: {r.reason()}" for r in mine if not r.ok) or "–"
-        rows.append((name, f"{len(good)}/{len(mine)}", score, mean_sd_text([r.steps_per_second for r in good]), failed))
-    return aligned(rows, ragged_last=True) + "\n"
+        rows.append(
+            (
+                name,
+                f"{len(good)}/{len(mine)}",
+                score,
+                iqm_text([r.score for r in good]),
+                mean_sd_text([r.steps_per_second for r in good]),
+                failed,
+            )
+        )
+    notes = [method_note(), few_seeds_note({name: n for name, n in finished.items() if n})]
+    return aligned(rows, ragged_last=True) + "\n\n" + "\n".join(note for note in notes if note) + "\n"
 
 
 # ---------------------------------------------------------------------------------------------

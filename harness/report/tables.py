@@ -1,9 +1,11 @@
-"""Tables of results, as Markdown, CSV and aligned console text, and the statistics in them.
+"""Tables of results, as Markdown, CSV and aligned console text.
 
 The final-metrics table (one row per experiment, mean and sample standard deviation over its
 runs): the evaluation score and mean return from summary.json, and the training loss, mean Q and
-episode reward averaged over the last `FINAL_FRACTION` of a run's episodes. Read from the run
-directories only (harness.core.rundir), without TensorFlow.
+episode reward averaged over the last `FINAL_FRACTION` of a run's episodes; next to the evaluation
+score, its interquartile mean over the runs with a 95% stratified-bootstrap interval
+(harness.report.stats, which owns the statistics). Read from the run directories only
+(harness.core.rundir), without TensorFlow.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import numpy as np
 from harness.core import files
 from harness.core.errors import UserError
 from harness.core.rundir import RunLog, load_run
+from harness.report.stats import Interval, few_seeds_note, interval_text, iqm_interval, mean_std, method_note
 
 FINAL_FRACTION = 0.10  # "final" metrics: the last 10% of a run's episodes
 
@@ -28,6 +31,7 @@ TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("experiment", "experiment"),
     ("runs", "runs"),
     ("score", "eval {score_name}"),
+    ("score_iqm", "eval {score_name} IQM [95% CI]"),
     ("eval_return", "eval mean return"),
     ("final_reward", "final train reward"),
     ("final_loss", "final loss"),
@@ -35,6 +39,8 @@ TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("steps_per_second", "steps/s"),
 )
 _PAIRED = ("score", "eval_return", "final_reward", "final_loss", "final_mean_q", "steps_per_second")
+# Metrics whose IQM and interval over runs the table holds (`<m>_iqm`, `<m>_iqm_low`, `<m>_iqm_high`).
+_IQM = ("score", "eval_return")
 
 
 def final_value(run: RunLog, key: str, fraction: float = FINAL_FRACTION) -> float:
@@ -47,20 +53,13 @@ def final_value(run: RunLog, key: str, fraction: float = FINAL_FRACTION) -> floa
     return float(tail.mean()) if tail.size else math.nan
 
 
-def mean_std(values: Sequence[float | None]) -> tuple[float, float]:
-    """Mean and sample standard deviation of the finite values (NaN where undefined)."""
-    finite = np.array([v for v in values if v is not None and math.isfinite(v)], dtype=float)
-    if finite.size == 0:
-        return math.nan, math.nan
-    std = float(finite.std(ddof=1)) if finite.size > 1 else math.nan
-    return float(finite.mean()), std
-
-
 def summary_table(groups: Mapping[str, Sequence[str | Path | RunLog]]) -> list[dict[str, Any]]:
     """One row per group: run count and the mean and sample std over its runs of the final metrics.
 
-    Keys: experiment, runs, evaluated (runs with an evaluation), score_name, and `<m>_mean` /
-    `<m>_std` for m in score, eval_return, final_reward, final_loss, final_mean_q, steps_per_second.
+    Keys: experiment, runs, evaluated (runs with an evaluation), score_name, `<m>_mean` / `<m>_std`
+    for m in score, eval_return, final_reward, final_loss, final_mean_q, steps_per_second, and
+    `<m>_iqm` / `<m>_iqm_low` / `<m>_iqm_high` (the IQM over runs and its 95% interval) for m in
+    score, eval_return.
     """
     rows = []
     for label, group in load_groups(groups).items():
@@ -86,6 +85,12 @@ def summary_table(groups: Mapping[str, Sequence[str | Path | RunLog]]) -> list[d
         }
         for key, values in per_run.items():
             row[f"{key}_mean"], row[f"{key}_std"] = mean_std(values)
+        intervals: dict[str, Interval] = {}
+        for key in _IQM:
+            # A game scored by its mean return has the same values twice: bootstrap them once.
+            same = next((k for k in intervals if per_run[k] == per_run[key]), None)
+            interval = intervals[key] = intervals[same] if same else iqm_interval(per_run[key])
+            row[f"{key}_iqm"], row[f"{key}_iqm_low"], row[f"{key}_iqm_high"] = interval.iqm, interval.low, interval.high
         rows.append(row)
     return rows
 
@@ -101,7 +106,9 @@ def _fmt(value: float) -> str:
 
 
 def format_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The table as Markdown: "mean ± std" over runs (std shown only with two or more runs)."""
+    """The table as Markdown: "mean ± std" over runs (std shown only with two or more runs) and the
+    score's "IQM [low, high]", then a line saying what they are, and one naming every experiment
+    with fewer than 3 evaluated runs."""
     score_names = {row["score_name"] for row in rows}
     score_name = score_names.pop() if len(score_names) == 1 else "score"
     headers = [header.format(score_name=score_name) for _, header in TABLE_COLUMNS]
@@ -112,6 +119,9 @@ def format_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
             if key in _PAIRED:
                 mean, std = row[f"{key}_mean"], row[f"{key}_std"]
                 cells.append(_fmt(mean) + (f" ± {_fmt(std)}" if math.isfinite(std) else ""))
+            elif key == "score_iqm":
+                interval = Interval(row["score_iqm"], row["score_iqm_low"], row["score_iqm_high"], row["evaluated"])
+                cells.append(interval_text(interval, digits=_cell_digits(interval.iqm)))
             elif key == "experiment":
                 cells.append(f"`{row[key]}`")
             elif key == "runs" and row["evaluated"] != row["runs"]:
@@ -119,11 +129,19 @@ def format_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
             else:
                 cells.append(str(row[key]))
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    notes = [method_note(), few_seeds_note({str(row["experiment"]): int(row["evaluated"]) for row in rows})]
+    return "\n".join(lines) + "\n\n" + "\n".join(note for note in notes if note) + "\n"
 
 
-CSV_FIELDS: tuple[str, ...] = ("experiment", "runs", "evaluated", "score_name") + tuple(
-    f"{key}_{stat}" for key in _PAIRED for stat in ("mean", "std")
+def _cell_digits(value: float) -> int:
+    """The decimals `_fmt` shows for a value of this size."""
+    return 3 if math.isfinite(value) and abs(value) < 100 else 0
+
+
+CSV_FIELDS: tuple[str, ...] = (
+    ("experiment", "runs", "evaluated", "score_name")
+    + tuple(f"{key}_{stat}" for key in _PAIRED for stat in ("mean", "std"))
+    + tuple(f"{key}_{stat}" for key in _IQM for stat in ("iqm", "iqm_low", "iqm_high"))
 )
 
 
@@ -171,14 +189,3 @@ def aligned(rows: Sequence[Sequence[str]], ragged_last: bool = False) -> str:
     if ragged_last:
         lines.insert(1, "  ".join(["-" * w for w in widths] + ["-" * len(rows[0][-1])]))
     return "\n".join(lines)
-
-
-def mean_sd_text(values: Sequence[float | None]) -> str:
-    """'mean ± sample sd' ('mean' alone for one value, '–' for none)."""
-    mean, sd = mean_std(values)
-    if not math.isfinite(mean):
-        return "–"
-    digits = 3 if abs(mean) < 100 else 0
-    if not math.isfinite(sd):
-        return f"{mean:,.{digits}f}"
-    return f"{mean:,.{digits}f} ± {sd:,.{digits}f}"

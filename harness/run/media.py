@@ -10,6 +10,17 @@ Why Pillow rather than matplotlib.animation: the env already renders RGB images 
 and Pillow writes them as GIF frames pixel for pixel. matplotlib would draw each frame into a
 figure (resampled, with margins, at the figure's size, not the env's) and hand it to Pillow anyway
 (its GIF writer, `PillowWriter`, is Pillow).
+
+A GIF frame holds at most 256 colours. Left to itself, Pillow computes an adaptive palette for
+every RGB frame, which is most of the cost of a GIF: 300 frames of CartPole's 600x400 screen took
+23 s on this 2-core machine (under load). `write_gif` computes one palette from a few frames spread
+over the clip and maps every frame onto it without dithering: 4-5 s for the same frames. Pillow's
+nearest-colour lookup may move a colour by a few levels out of 255 (CartPole's: at most 6), and a
+colour seen only in frames outside the sample is drawn as the nearest one in the palette.
+
+Rendering needs no display or sound card: `record_episodes` points SDL (pygame, which gymnasium's
+classic-control and Box2D games draw with) at its dummy video and audio drivers unless the
+environment already chooses, so a headless run neither fails nor prints SDL's warnings.
 """
 
 from __future__ import annotations
@@ -26,7 +37,11 @@ from harness.kerasrl.compat import Callback
 
 MAX_FRAMES = 300  # about 40 s of Catch at its 8 fps: enough to watch, small enough to commit
 DEMO_EPISODES = 3  # a trained Catch agent fills MAX_FRAMES in one episode; an untrained one needs more
+PALETTE_FRAMES = 16  # frames, spread over the clip, that the GIF's one palette is computed from
 _DEFAULT_FPS = 10.0
+# SDL's drivers for drawing off-screen (set unless the environment already chooses), and pygame's
+# start-up banner off: the run's log is for the run.
+_HEADLESS_SDL = {"SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy", "PYGAME_HIDE_SUPPORT_PROMPT": "1"}
 _FINAL_FRAME_MS = 1000  # hold the last frame for a second so the loop's restart is visible
 
 
@@ -103,12 +118,14 @@ def check_gif_path(path: str | Path) -> Path:
 
 
 def write_gif(path: str | Path, frames: list[np.ndarray], fps: float) -> None:
-    """Write `frames` (uint8 H x W x 3) as a looping GIF at `fps`, atomically."""
+    """Write `frames` (uint8 H x W x 3) as a looping GIF at `fps`, atomically, every frame mapped
+    onto one palette (see the module docstring)."""
     from PIL import Image
 
     if not frames:
         raise ValueError("no frames to write")
-    images = [Image.fromarray(frame) for frame in frames]
+    palette = _shared_palette([Image.fromarray(frame) for frame in frames[:: max(1, len(frames) // PALETTE_FRAMES)]])
+    images = [Image.fromarray(frame).quantize(palette=palette, dither=Image.Dither.NONE) for frame in frames]
     # GIF stores durations in hundredths of a second; Pillow rounds the milliseconds we give it.
     frame_ms = max(20, int(round(1000.0 / fps)))
     durations = [frame_ms] * (len(images) - 1) + [max(frame_ms, _FINAL_FRAME_MS)]
@@ -120,13 +137,29 @@ def write_gif(path: str | Path, frames: list[np.ndarray], fps: float) -> None:
     )
 
 
+def _shared_palette(samples: list[Any]) -> Any:
+    """A 256-colour palette image (median cut) for the sample frames stacked into one picture."""
+    from PIL import Image
+
+    strip = Image.new("RGB", (max(im.width for im in samples), sum(im.height for im in samples)))
+    top = 0
+    for image in samples:
+        strip.paste(image, (0, top))
+        top += image.height
+    return strip.quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+
+
 def record_episodes(
     exp: Experiment, agent: Any, seed: int, episodes: int = DEMO_EPISODES, max_frames: int = MAX_FRAMES
 ) -> tuple[list[np.ndarray], float]:
     """Frames of the greedy agent's first `episodes` episodes on an env seeded with `seed`, stopping
     once `max_frames` are held; returns (frames, the env's fps)."""
+    import os
+
     from harness.kerasrl.agents import make_env
 
+    for name, value in _HEADLESS_SDL.items():
+        os.environ.setdefault(name, value)
     env = make_env(exp, seed=seed, render_mode="rgb_array")
     recorder = FrameRecorder(max_frames)
     try:

@@ -1,0 +1,65 @@
+"""MountainCar-v0 with rl-baselines3-zoo's tuned DQN settings, translated to keras-rl's names.
+
+Source: hyperparams/dqn.yml of DLR-RM/rl-baselines3-zoo, entry `MountainCar-v0` (the same settings
+since its v1.0 release, whose benchmark.md row, -100.8 ± 9.9 at 120k steps, they made; read at
+commit 22e3ff2). Stable-Baselines3's DQN is vanilla DQN with a hard-copied target network, a Huber
+loss (smooth_l1, beta 1) and Adam.
+
+    zoo (SB3 DQN)                        here
+    n_timesteps: 1.2e5                   nb_steps=120_000
+    policy_kwargs: net_arch=[256, 256]   network="dense", hidden [256, 256] (ReLU, SB3's default)
+    learning_rate: 4e-3 (Adam)           optimizer="adam", learning_rate=4e-3
+    batch_size: 128                      batch_size=128
+    buffer_size: 10000                   memory_limit=10_000
+    learning_starts: 1000                nb_steps_warmup=1_000
+    gamma: 0.98                          gamma=0.98
+    train_freq: 16, gradient_steps: 8    train_interval=2: the same 0.5 updates per env step
+    target_update_interval: 600          target_model_update=600 (env steps, as in SB3)
+    exploration_fraction: 0.2            eps_anneal_steps=24_000 (0.2 x 120,000), eps_max=1.0
+    exploration_final_eps: 0.07          eps_min=0.07
+    (smooth_l1_loss, the mean over a batch)  delta_clip=1.0 (keras-rl's Huber, the same loss)
+    (target: max over the target net)    enable_double_dqn=False
+
+Not translated:
+- gradient_steps as bursts: keras-rl trains one batch every `train_interval` steps, so the updates
+  come one by one between actions instead of 8 at a time after every 16 steps;
+- max_grad_norm=10 (SB3's default gradient clipping): no optimizer here clips gradients;
+- time-limit truncations: SB3's replay buffer bootstraps through them (handle_timeout_termination);
+  keras-rl treats the 200-step cap as a terminal state, and here that matters most: every episode
+  that does not reach the flag ends there, so its last step is learned as worth nothing more;
+- SB3 plays uniformly random actions for its `learning_starts` steps; here the epsilon schedule
+  already runs then, and it is fixed in steps, where SB3's is a fraction of the budget (a STEPS
+  override does not stretch it);
+- Adam's epsilon (PyTorch 1e-8, Keras 1e-7) and the weight initialisation (PyTorch's
+  Kaiming-uniform Linear layers, Keras' Glorot-uniform with zero biases).
+
+Every 12,000 steps the greedy agent plays 10 validation episodes (their own seed), and the
+best-validated weights are evaluated on 20 more.
+"""
+
+from harness import Experiment
+
+EXPERIMENT = Experiment(
+    env_id="MountainCar-v0",
+    network="dense",
+    network_kwargs={"hidden": [256, 256]},
+    memory_limit=10_000,
+    window_length=1,
+    eps_max=1.0,
+    eps_min=0.07,
+    eps_anneal_steps=24_000,
+    gamma=0.98,
+    batch_size=128,
+    nb_steps_warmup=1_000,
+    train_interval=2,
+    target_model_update=600,
+    delta_clip=1.0,
+    enable_double_dqn=False,
+    optimizer="adam",
+    learning_rate=4e-3,
+    nb_steps=120_000,
+    validation_interval=12_000,
+    validation_episodes=10,
+    eval_episodes=20,
+    checkpoint_interval=20_000,
+)
