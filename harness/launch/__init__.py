@@ -2,6 +2,10 @@
 
   sweep    every (experiment, seed) in parallel, local processes or Ray tasks; the executor
   compare  train the runs a comparison is missing (through the sweep executor), reuse the rest
+  tune     an Optuna study over a search space: trials as run processes (through the sweep executor)
+  study    the study's storage (SQLite or PostgreSQL), sampler, pruner, and a trial's reporter
+  tune_report  a study's trials table, best SET line and figures
 
-May import: harness.core, harness.report. Never TensorFlow (the runs import it, in their processes).
+May import: harness.core, harness.report, Optuna. Never TensorFlow (the runs import it, in their
+processes; a trial's run gets its study's reporter from harness/cli.py).
 """
