@@ -5,6 +5,8 @@
 #   make experiment NAME=<name> RESUME=<run dir> [STEPS=total] | make play RUN=<run dir> [EPISODES=n] [SEED=s] [GIF=out.gif]
 #   make runs [RUNS=dir] | make tensorboard [RUNS=dir] [PORT=6006]
 #   make sweep NAMES="a b" [SEEDS=5] [STEPS=n] [WORKERS=k] [BACKEND=local|ray] [SET=...] [RUNS=dir] | make ray-deps | make bench-sweep
+#   make tune NAME=<name> [TRIALS=n] [WORKERS=k] [STEPS=n] [STORAGE=url] [STUDY=name] [PRUNER=p] [SAMPLER=s] [SET=...] [RUNS=dir]
+#   make tune-report STUDY=<name> [STORAGE=url] [RUNS=dir]
 #   make baseline ENV_ID=Cave-v0 [EPISODES=n] [SEED=s] [ENV_KWARGS=json] | make bench-memory [JSON=out.json]
 #   make benchmark [GAMES="CartPole-v1 ..."] [SEEDS=5] [STEPS=n] [WORKERS=k] [SET=...] [RUNS=dir] [OUT=docs]
 #   make bench [REPS=3] | make bench-step NAME=cave_conv [SET=...] | make lint | make format | make type
@@ -102,6 +104,23 @@ benchmark: $(STAMP)
 	@$(PY) -m harness benchmark $(GAMES) --seeds "$(or $(SEEDS),5)" $(if $(STEPS),--steps "$(STEPS)") \
 		$(if $(WORKERS),--workers "$(WORKERS)") $(foreach kv,$(SET),--set '$(kv)') --runs-dir "$(RUNS)" \
 		--out "$(or $(OUT),docs)"
+
+# make tune NAME=catch_dense [TRIALS=20] [WORKERS=1] [STEPS=n] [STORAGE=postgresql://...] [STUDY=name]
+#           [PRUNER=median|halving|none|threshold:X] [SAMPLER=tpe|random|grid] [SET="k=v ..."] [RUNS=dir]:
+# an Optuna study over the experiment's SEARCH_SPACE (else the default DQN space), maximising the
+# validation score; each trial an ordinary run, WORKERS at a time with the cores split between them.
+# The study lives in RUNS/tune/<study>/ (SQLite unless STORAGE names a PostgreSQL database); the same
+# command again continues it. make tune-report STUDY=name [STORAGE=url] [RUNS=dir]: its table,
+# best SET line and figures, at any time.
+.PHONY: tune tune-report
+tune: $(STAMP)
+	@$(PY) -m harness tune "$(NAME)" $(if $(TRIALS),--trials "$(TRIALS)") $(if $(WORKERS),--workers "$(WORKERS)") \
+		$(if $(STEPS),--steps "$(STEPS)") $(if $(STORAGE),--storage "$(STORAGE)") $(if $(STUDY),--study "$(STUDY)") \
+		$(if $(PRUNER),--pruner "$(PRUNER)") $(if $(SAMPLER),--sampler "$(SAMPLER)") \
+		$(foreach kv,$(SET),--set '$(kv)') --runs-dir "$(RUNS)"
+
+tune-report: $(STAMP)
+	@$(PY) -m harness tune-report "$(STUDY)" $(if $(STORAGE),--storage "$(STORAGE)") --runs-dir "$(RUNS)"
 
 # make bench-sweep [STEPS=6000] [REPEATS=3] [JSON=out.json]: 4 catch_dense runs with WORKERS=2 vs 1,
 # alternating; median wall times and their ratio (target <= 0.65).

@@ -87,6 +87,26 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--resume", metavar="RUN_DIR", help="continue this run of NAME from its newest weights, in a new run directory"
     )
+    p.add_argument(
+        "--trial",
+        metavar="STUDY:NUMBER",
+        help="this run is that trial of a tune study (set by `tune`): its validation rounds are reported to the "
+        "study, whose pruner may stop it; the storage URL comes from DQN_HARNESS_TUNE_STORAGE",
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    """`run`; a tune trial's run (`--trial`) also gets the study's judge of its validation rounds
+    (harness.launch.study, Optuna) for the runner (harness.run, TensorFlow): the command line is
+    the one layer that sees both."""
+    from harness.run.commands import cmd_run
+
+    if args.trial is None:
+        return cmd_run(args)
+    from harness.launch.study import TrialReporter
+
+    reporter = TrialReporter(args.trial)
+    return cmd_run(args, judge=reporter, labels=reporter.labels)
 
 
 def _list_args(p: argparse.ArgumentParser) -> None:
@@ -173,6 +193,34 @@ def _benchmark_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="docs", help="folder for benchmark.md/.csv/.png (default: docs)")
 
 
+def _tune_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="experiment module (see `list`); its SEARCH_SPACE, else the default DQN space")
+    p.add_argument("--trials", type=positive_int("TRIALS"), default=20, help="new trials to run (default 20)")
+    p.add_argument(
+        "--workers", type=positive_int("WORKERS"), default=1, help="trials at once, threads split (default 1)"
+    )
+    p.add_argument("--steps", type=positive_int("STEPS"), help="training steps per trial (default: the experiment's)")
+    p.add_argument(
+        "--storage",
+        metavar="URL",
+        help="postgresql://user@host:5432/db to share the study between machines (default: DQN_HARNESS_TUNE_STORAGE, "
+        "else SQLite in <runs>/tune/<study>/study.db)",
+    )
+    p.add_argument("--study", help="the study's name (default: the experiment's); the same name continues it")
+    p.add_argument("--pruner", default="median", help="median (default), halving, none, or threshold:<score>")
+    p.add_argument("--sampler", default="tpe", help="tpe (default), random, or grid (categorical spaces)")
+    _overrides(p, "fix a schema field in every trial, e.g. --set validation_episodes=5")
+    _runs_dir(p, "where <runs>/tune/<study>/ goes")
+
+
+def _tune_report_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("study", metavar="STUDY", help="the study's name")
+    p.add_argument(
+        "--storage", metavar="URL", help="the study's database (default: SQLite in <runs>/tune/<study>/study.db)"
+    )
+    _runs_dir(p, "where <runs>/tune/<study>/ is")
+
+
 def _bench_module() -> Any:
     """bench.speed, when run from the project checkout (the benchmarks live beside their results in
     its bench/, outside the installed package), else None."""
@@ -215,7 +263,7 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {
-    "run": Command("train, evaluate and save one experiment run", _run_args, "harness.run.commands:cmd_run"),
+    "run": Command("train, evaluate and save one experiment run", _run_args, _run),
     "list": Command("list the experiments", _list_args, "harness.run.commands:cmd_list"),
     "baseline": Command(
         "mean score of a game's scripted players (random, perfect/heuristic)",
@@ -245,6 +293,16 @@ COMMANDS: dict[str, Command] = {
         "the classic-control suite over several seeds in parallel: table and figure beside the published results",
         _benchmark_args,
         "harness.launch.benchmark:command",
+    ),
+    "tune": Command(
+        "an Optuna study over an experiment's search space, maximising the validation score",
+        _tune_args,
+        "harness.launch.tune:command",
+    ),
+    "tune-report": Command(
+        "a study's trials table, best settings as a SET line, and figures",
+        _tune_report_args,
+        "harness.launch.tune_report:command",
     ),
     "bench": Command(
         "fast path vs keras-rl's stock DQNAgent: steps/s, peak RSS (as `make bench`)", _bench_args, _bench

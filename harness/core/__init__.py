@@ -4,6 +4,7 @@
   files     atomic writes (every file the harness writes)
   schema    the Experiment dataclass, validated on every construction, and SET overrides
   registry  finding experiment modules (the project's and the user's) and resolving name + overrides
+  space     tune's search spaces (SEARCH_SPACE, plain data): parsed and checked against the schema
   rundir    the run directory: layout, new folders, readers, checkpoints, resume point, reuse check
   scoring   how episodes are scored, evaluation and validation seeds
   signals   SIGINT/SIGTERM handling for every long-running command

@@ -1,6 +1,7 @@
 """Finding experiment modules and turning a name plus overrides into a validated Experiment.
 
-An experiment module defines `EXPERIMENT = Experiment(...)` and nothing else. The project's own
+An experiment module defines `EXPERIMENT = Experiment(...)` and, for `tune`, optionally a
+`SEARCH_SPACE` (plain data, harness.core.space). The project's own
 live in the `experiments` package; a user adds folders of their own with `--experiments DIR`
 (`make ... EXPERIMENTS=DIR`), which sets `DQN_HARNESS_EXPERIMENTS` (folders separated by
 `os.pathsep`) so that the runs a sweep or compare starts see the same experiments.
@@ -20,6 +21,7 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from harness.core.errors import UserError, did_you_mean
 from harness.core.schema import Experiment, apply_overrides
@@ -101,8 +103,8 @@ def _import(name: str, path: Path) -> object:
     return module
 
 
-def load_experiment(name: str) -> Experiment:
-    """Import the module `name` and return its EXPERIMENT, named after the module."""
+def _load_module(name: str) -> tuple[object, Path]:
+    """The experiment module `name` (imported) and its file; every problem a UserError."""
     found = experiment_files()
     listing = ", ".join(sorted(found)) or "(none)"
     if not name:
@@ -118,10 +120,23 @@ def load_experiment(name: str) -> Experiment:
         raise UserError(f"{path.name}: {err}") from None
     except Exception as err:  # a mistake in the user's module: report it on one line
         raise UserError(f"{path} failed to load: {type(err).__name__}: {err}") from None
+    return module, path
+
+
+def load_experiment(name: str) -> Experiment:
+    """Import the module `name` and return its EXPERIMENT, named after the module."""
+    module, path = _load_module(name)
     exp = getattr(module, "EXPERIMENT", None)
     if not isinstance(exp, Experiment):
         raise UserError(f"{path} must define EXPERIMENT = Experiment(...)")
     return dataclasses.replace(exp, name=name)
+
+
+def load_search_space(name: str) -> tuple[Any, Path]:
+    """The module's SEARCH_SPACE (plain data, checked by harness.core.space), or None when it
+    declares none, and the module's file."""
+    module, path = _load_module(name)
+    return getattr(module, "SEARCH_SPACE", None), path
 
 
 def resolve_experiment(

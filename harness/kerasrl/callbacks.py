@@ -4,7 +4,9 @@
 - `PruningCheckpoint`: keras-rl's ModelIntervalCheckpoint, atomic, keeping the newest K files.
 - `ProgressLogger`: one line per interval with steps/s and time left.
 - `EpisodeRecorder`: each episode's return and final `info` (the game's score lives there).
-- `BestWeightsKeeper`: periodic greedy validation (`play_greedy`), keeping the best weights.
+- `BestWeightsKeeper`: periodic greedy validation (`play_greedy`), keeping the best weights, and
+  telling each round's score to an optional judge that may stop training (`Pruned`: a tuning
+  study's pruner, harness.launch.study.TrialReporter).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -87,6 +90,21 @@ class Diverged(Exception):
         self.step = step
         self.metric = metric
         self.value = value
+
+
+class Pruned(Exception):
+    """A validation round's judge stopped training (raised out of keras-rl's `fit`)."""
+
+    def __init__(self, step: int, score: float, reason: str) -> None:
+        super().__init__(f"pruned at step {step}: {reason}")
+        self.step = step
+        self.score = score
+        self.reason = reason
+
+
+# Called with (global step, score) after each validation round; a returned text stops training
+# with that reason (`Pruned`), None lets it go on.
+Judge = Callable[[int, float], "str | None"]
 
 
 class DivergenceGuard(Callback):
@@ -284,7 +302,9 @@ class BestWeightsKeeper(Callback):
     EvalCallback keeps best_model) evaluates the agent at its best rather than wherever the budget
     happened to end. `make_env()` builds the validation env; `score(env, recorder)` turns the
     episodes into the game's (score, score name), as `harness.run.runner.score_episodes` does.
-    `history` holds (global step, score) per round; `best` the best of them.
+    `history` holds (global step, score) per round; `best` the best of them. `judge` (optional)
+    hears every round's (global step, score); when it answers with a reason during training, the
+    round raises `Pruned` and training stops there (the final round after training is only told).
     """
 
     def __init__(
@@ -297,9 +317,12 @@ class BestWeightsKeeper(Callback):
         action_repetition: int = 1,
         step_offset: int = 0,
         stream: TextIO | None = None,
+        judge: Judge | None = None,
     ) -> None:
         super().__init__()
         self.path = Path(path)
+        self.judge = judge
+        self.verdict: str | None = None
         self.interval = interval
         self.episodes = episodes
         self.make_env = make_env
@@ -315,10 +338,12 @@ class BestWeightsKeeper(Callback):
     def on_step_end(self, step: int, logs: dict | None = None) -> None:
         self.steps += 1
         if self.steps % self.interval == 0:
-            self.validate()
+            score = self.validate()
+            if self.verdict:
+                raise Pruned(self.step_offset + self.steps, score, self.verdict)
 
     def validate(self) -> float:
-        """One validation round now; returns its score."""
+        """One validation round now, told to the judge (its answer in `verdict`); returns its score."""
         started = time.monotonic()
         env = self.make_env()
         try:
@@ -341,4 +366,5 @@ class BestWeightsKeeper(Callback):
             file=self.stream,
             flush=True,
         )
+        self.verdict = self.judge(global_step, score) if self.judge is not None else None
         return score

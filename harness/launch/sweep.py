@@ -425,7 +425,7 @@ class Reporter:
             print(text, file=self.stream, flush=True)
 
     def started(self, result: RunResult) -> None:
-        self.say(f"start  {result.spec.label}  (log {_short(result.log)})")
+        self.say(f"start  {result.spec.label}  (log {short_path(result.log)})")
 
     def done(self, result: RunResult, outcome: dict[str, Any] | None) -> None:
         result.outcome = outcome
@@ -464,11 +464,40 @@ class Reporter:
             )
 
 
-def _short(path: Path) -> str:
+def short_path(path: Path) -> str:
     try:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+class LocalLauncher:
+    """Starts run processes here (subprocess.Popen's stand-in for `execute_run`) and passes every
+    signal `stop` catches on to the ones still running, which save what they have. Once stopped it
+    starts nothing: under its lock a run either starts before the stop (and is told) or not at all."""
+
+    def __init__(self, stop: SignalCatcher) -> None:
+        self.stop = stop
+        self._lock = threading.Lock()
+        self._running: set[Any] = set()
+        stop.on_signal(self._forward)
+
+    def launch(self, *args: Any, **kwargs: Any) -> Any:
+        import subprocess
+
+        with self._lock:
+            if self.stop.stopped:
+                return None
+            self._running = {proc for proc in self._running if proc.poll() is None}
+            proc = subprocess.Popen(*args, **kwargs)
+            self._running.add(proc)
+            return proc
+
+    def _forward(self, signum: int) -> None:
+        with self._lock:
+            for proc in self._running:
+                if proc.poll() is None:
+                    proc.send_signal(signum)
 
 
 def _run_local(
@@ -485,35 +514,14 @@ def _run_local(
     would carry one run's TensorFlow graph into the next), and a thread blocked on `wait()` costs
     nothing; Popen gives the exit code, the log redirection and a handle to pass signals on.
     """
-    import subprocess
-
-    lock = threading.Lock()
-    running: set[Any] = set()
-
-    def launch(*args: Any, **kwargs: Any) -> Any:
-        # Under the lock, a run either starts before the stop (and is in `running` to be told) or
-        # not at all.
-        with lock:
-            if stop.stopped:
-                return None
-            proc = subprocess.Popen(*args, **kwargs)
-            running.add(proc)
-            return proc
-
-    def forward(signum: int) -> None:
-        with lock:
-            for proc in running:
-                if proc.poll() is None:
-                    proc.send_signal(signum)
-
-    stop.on_signal(forward)
+    launcher = LocalLauncher(stop)
 
     def one(result: RunResult) -> dict[str, Any]:
         if stop.stopped:
             return {"started": False, "error": _NOT_STARTED}
 
         def launch_and_report(*args: Any, **kwargs: Any) -> Any:
-            proc = launch(*args, **kwargs)
+            proc = launcher.launch(*args, **kwargs)
             if proc is not None:
                 reporter.started(result)
             return proc
@@ -789,7 +797,7 @@ def execute(
         reporter.say(
             f"sweep: {len(results)} runs ({', '.join(plan.names)} × {_seeds_text(plan.seeds)}), "
             f"{workers} at a time, {threads} TensorFlow thread{'s' if threads > 1 else ''} each, "
-            f"on {where[plan.backend]}; logs in {_short(sweep_dir)}"
+            f"on {where[plan.backend]}; logs in {short_path(sweep_dir)}"
         )
         started = time.monotonic()
         with SignalCatcher() as stop:
@@ -825,8 +833,8 @@ def run_sweep(plan: SweepPlan, stream: Any = None) -> int:
     print("\n" + header + "\n" + table, file=stream, end="", flush=True)
     written = write_reports(plan, results, sweep_dir, title, stream)
     for what, path in written.items():
-        print(f"{what}: {_short(path)}", file=stream, flush=True)
-    print(f"record: {_short(sweep_dir / 'sweep.json')}", file=stream, flush=True)
+        print(f"{what}: {short_path(path)}", file=stream, flush=True)
+    print(f"record: {short_path(sweep_dir / 'sweep.json')}", file=stream, flush=True)
     if done.signal_number is not None:
         return 128 + done.signal_number
     if failed:

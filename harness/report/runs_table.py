@@ -80,6 +80,10 @@ def describe_run(run_dir: Path) -> RunRow:
             status = problem
         else:
             status = "interrupted" if summary.get("interrupted") else "finished"
+            if isinstance(summary.get("pruned"), dict):  # a tuning trial its study's pruner stopped
+                status = f"pruned at step {summary['pruned'].get('step', '?')}"
+            elif summary.get("diverged"):
+                status = f"diverged at step {summary['diverged'].get('step', '?')}"
             if summary.get("steps") is not None:
                 steps = str(summary["steps"])
             evaluation = summary.get("eval")

@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from harness.core.errors import UserError
 from harness.core.registry import available_experiments, load_experiment, resolve_experiment
 from harness.core.schema import choose_onednn, field_docs, field_types, type_name
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def cmd_run(
+    args: argparse.Namespace,
+    judge: Callable[[int, float], str | None] | None = None,
+    labels: dict[str, Any] | None = None,
+) -> int:
+    """`run`. A tuning trial's run (`--trial`, wired by harness/cli.py) also gets its study's
+    `judge` of validation rounds and the `labels` its config.json records."""
     if args.resume is not None:
         from harness.run.resume import resume_experiment
 
@@ -21,10 +29,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         exp = resolve_experiment(args.name, args.seed, args.steps, args.overrides)
     choose_onednn(exp)  # before TensorFlow is imported
 
-    from harness.run.runner import RunDiverged, RunInterrupted, run
+    from harness.run.runner import RunDiverged, RunInterrupted, RunPruned, run
 
     try:
-        run(exp, args.runs_dir, command=sys.argv, resume_from=args.resume)
+        run(exp, args.runs_dir, command=sys.argv, resume_from=args.resume, judge=judge, labels=labels)
+    except RunPruned as pruned:
+        print(f"pruned: {pruned}", file=sys.stderr)
+        return pruned.exit_code
     except RunInterrupted as stop:
         print(f"interrupted: {stop}", file=sys.stderr)
         return stop.exit_code

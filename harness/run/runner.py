@@ -12,6 +12,8 @@ The run directory's layout is harness.core.rundir's. Ctrl-C (SIGINT) or SIGTERM 
 at the next step; the run still saves its weights, metrics and a summary with
 `interrupted: true`, and `RunInterrupted` carries the exit code. A NaN or infinite loss or mean Q
 stops training too (`RunDiverged`, exit 1): the summary records where, and no evaluation runs.
+A `judge` (a tuning study's pruner, given by `tune`'s trial runs) hears each validation round and
+may stop training there (`RunPruned`): saved like an interrupted run, with `pruned` in the summary.
 """
 
 from __future__ import annotations
@@ -39,8 +41,10 @@ from harness.kerasrl.callbacks import (
     BestWeightsKeeper,
     Diverged,
     DivergenceGuard,
+    Judge,
     MetricsFileLogger,
     ProgressLogger,
+    Pruned,
     PruningCheckpoint,
 )
 from harness.kerasrl.tensorboard import TensorBoardLogger
@@ -52,6 +56,7 @@ __all__ = [
     "VALIDATION_SEED_OFFSET",
     "RunDiverged",
     "RunInterrupted",
+    "RunPruned",
     "evaluate",
     "run",
     "seed_everything",
@@ -83,6 +88,16 @@ class RunInterrupted(Exception):
         self.exit_code = 128 + signal_number
 
 
+class RunPruned(Exception):
+    """A validation round's judge stopped training; the run directory holds what was done, as for
+    an interrupted run, and its summary says `pruned`."""
+
+    def __init__(self, run_dir: Path, pruned: Pruned) -> None:
+        super().__init__(f"{pruned}; saved in {run_dir}")
+        self.run_dir = run_dir
+        self.exit_code = 0  # the run did what it was asked: stop when the study's pruner says so
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python, NumPy and a fresh TensorFlow graph (keras-rl's policies and memory draw from
     Python's `random` and NumPy's global generator)."""
@@ -112,6 +127,14 @@ class _Run:
     eval_weights: str | None = None
     signal_number: int | None = None
     diverged: Diverged | None = None
+    pruned: Pruned | None = None
+    judge: Judge | None = None
+    labels: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def stopped_early(self) -> bool:
+        """Training ended before its budget (signal, divergence or pruning): no evaluation."""
+        return self.signal_number is not None or self.diverged is not None or self.pruned is not None
 
     @property
     def start_step(self) -> int:
@@ -134,22 +157,28 @@ def run(
     command: list[str] | None = None,
     log: TextIO | None = None,
     resume_from: str | Path | None = None,
+    judge: Judge | None = None,
+    labels: dict[str, Any] | None = None,
 ) -> Path:
     """Train, evaluate and save one run of `exp`; return its directory.
 
     `resume_from`: a run directory of the same experiment to continue (harness.run.resume).
-    Raises UserError for mistakes in the experiment, RunInterrupted when stopped by a signal and
-    RunDiverged when the loss or Q values became NaN or infinite (after saving what it had).
+    `judge`: told each validation round's (global step, score); a reason it returns stops training
+    (a tuning trial's pruner). `labels`: added to config.json's `run` section (a trial's study and
+    number). Raises UserError for mistakes in the experiment, RunInterrupted when stopped by a
+    signal, RunDiverged when the loss or Q values became NaN or infinite and RunPruned when the
+    judge stopped it (each after saving what it had).
     """
     resume = find_start(exp, resume_from) if resume_from is not None else None
     state = _build(exp, log or sys.stdout, resume)
+    state.judge, state.labels = judge, dict(labels or {})
     try:
         _make_run_dir(state, runs_dir, command)
         callbacks = _callbacks(state)
         with SignalCatcher() as catcher:
             _train(state, callbacks, catcher)
             _save_model(state)
-            if not catcher.stopped and state.diverged is None:
+            if not catcher.stopped and state.diverged is None and state.pruned is None:
                 with catcher.interruptible():
                     _choose_eval_weights(state)
                     _evaluate(state)
@@ -157,7 +186,7 @@ def run(
     finally:
         state.env.close()
     _write_summary(state)
-    if state.signal_number is None and state.diverged is None:
+    if not state.stopped_early:
         _write_demo(state)
     _write_curves(state)
     _report(state)
@@ -165,6 +194,8 @@ def run(
         raise RunDiverged(state.run_dir, state.diverged)
     if state.signal_number is not None:
         raise RunInterrupted(state.run_dir, state.signal_number)
+    if state.pruned is not None:
+        raise RunPruned(state.run_dir, state.pruned)
     return state.run_dir
 
 
@@ -228,6 +259,7 @@ def _make_run_dir(state: _Run, runs_dir: str | Path, command: list[str] | None) 
                     if resume is not None
                     else {}
                 ),
+                **state.labels,
             },
         },
     )
@@ -263,6 +295,7 @@ def _callbacks(state: _Run) -> list[Any]:
             action_repetition=exp.action_repetition,
             step_offset=offset,
             stream=state.log,
+            judge=state.judge,
         )
         callbacks.append(state.keeper)
     callbacks.extend(factory(run_dir) for factory in exp.callbacks)
@@ -280,8 +313,11 @@ def _train(state: _Run, callbacks: list[Any], catcher: SignalCatcher) -> None:
                 callbacks=callbacks,
                 verbose=0,
             )
-        except Diverged as diverged:
-            state.diverged = diverged
+        except (Diverged, Pruned) as stop:
+            if isinstance(stop, Diverged):
+                state.diverged = stop
+            else:
+                state.pruned = stop
             # The exception left `fit` before its `on_train_end`: end every callback as an abort does.
             for callback in callbacks:
                 callback.on_train_end({"did_abort": True})
@@ -289,8 +325,8 @@ def _train(state: _Run, callbacks: list[Any], catcher: SignalCatcher) -> None:
     assert state.file_logger is not None
     # keras-rl flushes metrics in `on_train_end`, which a signal during `on_train_begin` skips.
     state.file_logger.save_data()
-    # A diverged step ran, but left `fit` before keras-rl counted it.
-    state.steps_this_run = int(state.agent.step) + (state.diverged is not None)
+    # A diverged or pruned step ran, but left `fit` before keras-rl counted it.
+    state.steps_this_run = int(state.agent.step) + (state.diverged is not None or state.pruned is not None)
     state.episodes = len(state.file_logger.data.get("episode", []))
 
 
@@ -327,7 +363,9 @@ def _evaluate(state: _Run) -> None:
 
 
 def _write_summary(state: _Run) -> None:
-    exp, keeper, interrupted = state.exp, state.keeper, state.signal_number is not None
+    exp, keeper = state.exp, state.keeper
+    # A pruned run is saved like an interrupted one (final weights, no evaluation), by no signal.
+    interrupted = state.signal_number is not None or state.pruned is not None
     files.write_json(
         state.run_dir / rundir.SUMMARY,
         {
@@ -358,6 +396,9 @@ def _write_summary(state: _Run) -> None:
             "diverged": None
             if state.diverged is None
             else {"step": state.diverged.step, "metric": state.diverged.metric, "value": str(state.diverged.value)},
+            "pruned": None
+            if state.pruned is None
+            else {"step": state.pruned.step, "score": state.pruned.score, "reason": state.pruned.reason},
             "interrupted": interrupted,
             "signal": signal_name(state.signal_number) if state.signal_number is not None else None,
             "started": state.started.isoformat(timespec="seconds"),
