@@ -305,6 +305,7 @@ def test_replay_settings_combine(tmp_path, changes):
     assert summary["steps"] == exp.nb_steps and summary["eval"]["score"] is not None
 
 
+@pytest.mark.slow
 def test_catch_dense_learns_with_n_step_and_prioritized_replay(tmp_path):
     exp = dataclasses.replace(
         load_experiment("catch_dense"), n_step=3, prioritized_replay=True, nb_steps=6000, nb_steps_warmup=300

@@ -3,6 +3,7 @@ ids and an EXPERIMENTS folder, trained through the CLI, a sweep, and `make`."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -99,7 +100,7 @@ def _harness(cwd, *args, env=None, timeout=240):
 
 def test_a_users_game_and_experiment_train_through_the_cli(user_repo):
     listed = _harness(user_repo, "--experiments", "my_experiments", "list")
-    assert listed.returncode == 0 and "corridor_dqn     my_games.corridor:Corridor-v0" in listed.stdout
+    assert listed.returncode == 0 and re.search(r"^corridor_dqn +my_games\.corridor:Corridor-v0", listed.stdout, re.M)
     assert "catch_dense" in listed.stdout  # the project's own stay available
 
     result = _harness(user_repo, "--experiments", "my_experiments", "run", "corridor_dqn", "--runs-dir", "runs")

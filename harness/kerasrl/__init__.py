@@ -4,7 +4,10 @@
   adapters     gymnasium env -> keras-rl's old-gym fit/test loop
   agents       env, processor, memory, policy and compiled agent from an Experiment; weights loading
   fast         FastDQNAgent: one session call per train step
-  memory       RingMemory: the fast path's replay memory
+  memory       RingMemory: the fast path's replay memory, its batches and n-step returns
+  prioritized  PrioritizedRingMemory and its sum tree: proportional prioritized replay
+  noisy        NoisyDense: noisy networks, and the switch that turns the noise off for greedy play
+  distributional  C51: the categorical Q head, its dueling form, the projected target
   models       network builders named by experiments
   optimizers   RMSPropGraves, optimizers and losses by name
   policies     the epsilon schedule that continues across a resume
