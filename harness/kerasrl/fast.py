@@ -164,7 +164,10 @@ class FastDQNAgent(DQNAgent):
     Beyond keras-rl: with `n_step` > 1 the target is `r_t + ... + gamma**(m-1) r_{t+m-1} +
     gamma**m Q_target(s_{t+m}, a*)` (m <= n, cut at a terminal); with a PrioritizedRingMemory the
     per-sample loss is multiplied by the batch's importance-sampling weights and the same session
-    call returns |target - Q(s0, a)|, which becomes the drawn transitions' new priorities.
+    call returns |target - Q(s0, a)|, which becomes the drawn transitions' new priorities; a model
+    ending in a CategoricalQ head trains on C51's cross-entropy (harness.kerasrl.distributional);
+    a model with NoisyDense layers acts with noise while training and on its mean weights
+    otherwise (harness.kerasrl.noisy).
 
     Semantics kept from keras-rl (`rl/agents/dqn.py`): transitions are stored every
     `memory_interval` steps; a batch is trained when `step > nb_steps_warmup` and

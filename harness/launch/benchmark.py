@@ -63,14 +63,7 @@ def choose_games(words: Sequence[str]) -> list[str]:
 
 
 def _out_dir(out: str | Path) -> Path:
-    out_dir = Path(out)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"OUT={str(out)!r} is a file; expected a folder for benchmark.md/.csv/.png")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UserError(f"OUT={str(out)!r} can't be created: {err.strerror or err}") from None
-    return out_dir
+    return compare.output_folder(out, "benchmark.md/.csv/.png")
 
 
 def run_benchmark(

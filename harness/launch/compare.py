@@ -57,9 +57,15 @@ class CompareInterrupted(Exception):
 def _out_dir(runs_dir: Path, names: Sequence[str], out: str | Path | None) -> Path:
     if out is None:
         return new_stamped_dir(runs_dir / "compare", f"{'-'.join(names)}-{{stamp}}", what="compare folder")
+    return output_folder(out, "compare.png/.md/.csv")
+
+
+def output_folder(out: str | Path, holds: str) -> Path:
+    """The folder OUT names, made if missing; a file there or a folder that can't be made is a
+    UserError saying what the folder is for (`holds`)."""
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"OUT={str(out)!r} is a file; expected a folder for compare.png/.md/.csv")
+        raise UserError(f"OUT={str(out)!r} is a file; expected a folder for {holds}")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
