@@ -19,6 +19,11 @@ from harness.kerasrl.memory import Batch, RingMemory
 __all__ = ["PrioritizedRingMemory", "SumTree"]
 
 
+# Priorities waiting for the tree at most (a dict entry costs about 100 bytes; 4,096 of them
+# are flushed in one batched update of a few milliseconds).
+_MAX_PENDING = 4096
+
+
 class SumTree:
     """Non-negative values in `size` leaves and their sums, in a tree of branching factor `branching`.
 
@@ -149,6 +154,8 @@ class PrioritizedRingMemory(RingMemory):
         self.drawable += int(priority > 0) - int(self.priorities[slot] > 0)
         self.priorities[slot] = priority
         self._pending[slot] = priority
+        if len(self._pending) >= _MAX_PENDING:  # no sampling for a while (warm-up): keep the dict small
+            self._update_tree()
 
     def _update_tree(self) -> None:
         if not self._pending:
