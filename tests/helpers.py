@@ -37,3 +37,10 @@ def cli(*args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProce
         timeout=timeout,
         **kwargs,
     )
+
+
+def make_dry_run(target: str, *assignments: str) -> str:
+    """The commands `make -n target VAR=value ...` would run, as one line (continuations joined)."""
+    result = subprocess.run(["make", "-n", target, *assignments], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return " ".join(result.stdout.replace("\\\n", " ").split())

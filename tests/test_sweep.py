@@ -20,7 +20,7 @@ import pytest
 
 from harness.core.errors import UserError
 from harness.launch import sweep
-from tests.helpers import ROOT, TINY, cli
+from tests.helpers import ROOT, TINY, cli, make_dry_run
 
 TINY_ARGS = ["--steps", str(TINY["nb_steps"])] + [
     arg
@@ -103,26 +103,16 @@ def test_mistakes_are_one_line_errors_before_any_run(tmp_path, args, fragment):
 
 
 def test_make_sweep_passes_every_option():
-    result = subprocess.run(
-        [
-            "make",
-            "-n",
-            "sweep",
-            "NAMES=a b",
-            "SEEDS=2",
-            "STEPS=10",
-            "WORKERS=3",
-            "BACKEND=local",
-            "SET=gamma=0.9 eval_episodes=2",
-            "RUNS=/somewhere",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    command = make_dry_run(
+        "sweep",
+        "NAMES=a b",
+        "SEEDS=2",
+        "STEPS=10",
+        "WORKERS=3",
+        "BACKEND=local",
+        "SET=gamma=0.9 eval_episodes=2",
+        "RUNS=/somewhere",
     )
-    assert result.returncode == 0, result.stderr
-    command = " ".join(result.stdout.replace("\\\n", " ").split())
     assert (
         '-m harness sweep a b --seeds "2" --steps "10" --workers "3" --backend "local" '
         "--set 'gamma=0.9' --set 'eval_episodes=2' --runs-dir \"/somewhere\""

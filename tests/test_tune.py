@@ -25,7 +25,7 @@ from harness.core.errors import UserError
 from harness.core.registry import ENV_VAR, available_experiments, load_experiment
 from harness.core.space import DEFAULT_SEARCH_SPACE, parse_space
 from harness.launch import sweep
-from tests.helpers import ROOT, cli
+from tests.helpers import cli, make_dry_run
 
 POSTGRES_ENV = "DQN_HARNESS_TEST_POSTGRES"
 
@@ -166,29 +166,19 @@ def test_tune_mistakes_are_one_line_errors_before_anything_runs(tmp_path, monkey
 
 
 def test_make_tune_passes_every_option():
-    result = subprocess.run(
-        [
-            "make",
-            "-n",
-            "tune",
-            "NAME=a",
-            "TRIALS=3",
-            "WORKERS=2",
-            "STEPS=10",
-            "STORAGE=postgresql://u@h/d",
-            "STUDY=s",
-            "PRUNER=none",
-            "SAMPLER=random",
-            "SET=gamma=0.9 eval_episodes=2",
-            "RUNS=/somewhere",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    command = make_dry_run(
+        "tune",
+        "NAME=a",
+        "TRIALS=3",
+        "WORKERS=2",
+        "STEPS=10",
+        "STORAGE=postgresql://u@h/d",
+        "STUDY=s",
+        "PRUNER=none",
+        "SAMPLER=random",
+        "SET=gamma=0.9 eval_episodes=2",
+        "RUNS=/somewhere",
     )
-    assert result.returncode == 0, result.stderr
-    command = " ".join(result.stdout.replace("\\\n", " ").split())
     assert (
         '-m harness tune "a" --trials "3" --workers "2" --steps "10" --storage "postgresql://u@h/d" --study "s" '
         '--pruner "none" --sampler "random" --set \'gamma=0.9\' --set \'eval_episodes=2\' --runs-dir "/somewhere"'
