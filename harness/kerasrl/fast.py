@@ -237,16 +237,16 @@ class FastDQNAgent(DQNAgent):
             # gamma**m, or 0 where the return reached a terminal (one-step: gamma * not terminal1).
             discounts = tf.compat.v1.placeholder(tf.float32, shape=(None,), name="discount")
 
+            mask = tf.one_hot(actions, self.nb_actions, dtype=tf.float32)
             head = categorical_head(model)
             if head is None:
                 target_q1, online_q1, returns, y_pred, per_sample, td = self._scalar_loss(
-                    state1, actions, rewards, discounts
+                    state1, actions, mask, rewards, discounts
                 )
             else:
                 target_q1, online_q1, returns, y_pred, per_sample, td = self._categorical_loss(
                     head, state1, actions, rewards, discounts
                 )
-            mask = tf.one_hot(actions, self.nb_actions, dtype=tf.float32)
             targets = mask * returns[:, None]
             extra_fetches, is_weights = [], None
             if self.prioritized:
@@ -319,7 +319,7 @@ class FastDQNAgent(DQNAgent):
         self.compiled = True
         self.update_target_model_hard()  # the clone already has the weights; this checks the op runs
 
-    def _scalar_loss(self, state1: Any, actions: Any, rewards: Any, discounts: Any) -> tuple:
+    def _scalar_loss(self, state1: Any, actions: Any, mask: Any, rewards: Any, discounts: Any) -> tuple:
         """keras-rl's targets and masked element-wise loss, and |delta| for prioritized replay."""
         model, target = self.model, self.target_model
         # Targets, as keras-rl computes them in NumPy: r + gamma * q masked by terminal1 (the same
@@ -332,7 +332,6 @@ class FastDQNAgent(DQNAgent):
         else:
             q1 = tf.reduce_max(target_q1, axis=1)
         returns = tf.stop_gradient(rewards + discounts * q1)
-        mask = tf.one_hot(actions, self.nb_actions, dtype=tf.float32)
         # The loss keras-rl's Lambda layer computes, averaged over the batch as Keras does.
         y_pred = model.output
         loss_fn = self.loss_fn or (lambda y_true, y_hat: huber_loss(y_true, y_hat, self.delta_clip))
