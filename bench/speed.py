@@ -214,8 +214,10 @@ def _measure_in_subprocess(
     for setting in REPLAY_PATHS.get(path, ()):
         args += ["--set", setting]
     load_before = os.getloadavg()[0]
-    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}  # "fast": the experiment's
-    if path != "fast":
+    # "fast" and the replay paths on it run with the experiment's own oneDNN setting; "stock" and
+    # "fast-old" with oneDNN off, as before it was turned on.
+    env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
+    if path in ("stock", "fast-old"):
         env["TF_ENABLE_ONEDNN_OPTS"] = "0"
     result = subprocess.run(
         args, cwd=BENCH_DIR.parent, capture_output=True, text=True, env={**env, **(extra_env or {})}
