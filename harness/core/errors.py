@@ -13,6 +13,11 @@ class UserError(Exception):
     """A mistake in what the user asked for (name, setting, path), not a bug in the harness."""
 
 
+class DiskFull(UserError):
+    """A file could not be written for lack of room: a full disk, a quota or a file-size limit
+    (ENOSPC, EDQUOT, EFBIG). The user's to fix, so it is one error line, not a traceback."""
+
+
 def one_line(err: BaseException, limit: int = 240) -> str:
     """An exception's message on one line (library errors are often multi-line)."""
     text = " ".join(str(err).split()) or type(err).__name__

@@ -4,9 +4,14 @@ place, so a crash mid-write never leaves a half-written file where a good one wa
 from __future__ import annotations
 
 import contextlib
+import errno
+import gc
 import json
 import math
 import os
+import resource
+import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,11 +19,17 @@ from typing import Any
 
 import numpy as np
 
+from harness.core.errors import DiskFull
+
 # mkstemp creates files readable by the owner only; results are meant to be shared like any file
 # the user writes, so renamed files get the usual mode under the process umask.
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 _FILE_MODE = 0o666 & ~_UMASK
+
+
+# The errors that mean "no room": the disk is full, a quota is reached, a file-size limit (ulimit -f).
+_NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
 @contextlib.contextmanager
@@ -30,13 +41,42 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix or ".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    no_room: int | None = None
     try:
-        yield tmp
-        os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, target)
+        with _held_unraisable() as held:
+            try:
+                yield tmp
+                os.chmod(tmp, _FILE_MODE)
+                os.replace(tmp, target)
+            except OSError as err:
+                if err.errno not in _NO_ROOM:
+                    raise
+                no_room = err.errno
+            if no_room is not None:
+                # h5py reports the same failed write again while freeing its file objects, as
+                # "Exception ignored in ... __dealloc__" with a traceback; the error line below says it.
+                gc.collect()
+                held.clear()
     finally:
         if tmp.exists():
             tmp.unlink()
+    if no_room is not None:
+        raise _disk_full(target, no_room)
+
+
+@contextlib.contextmanager
+def _held_unraisable() -> Iterator[list[Any]]:
+    """Hold the exceptions Python could not raise (sys.unraisablehook) while the block runs, and
+    pass the ones still held to the usual hook at its end."""
+    held: list[Any] = []
+    usual = sys.unraisablehook
+    sys.unraisablehook = held.append
+    try:
+        yield held
+    finally:
+        sys.unraisablehook = usual
+        for unraisable in held:
+            usual(unraisable)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
@@ -72,7 +112,32 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
     write_text(path, json.dumps(strict_json(data), indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
-def write_with(path: str | os.PathLike, writer: Callable[[str], Any]) -> None:
-    """Atomically write a file produced by `writer(tmp_path)` (Keras weights, matplotlib figures)."""
-    with atomic_path(path) as tmp:
+def write_with(path: str | os.PathLike, writer: Callable[[str], Any], needs_bytes: int = 0) -> None:
+    """Atomically write a file produced by `writer(tmp_path)` (Keras weights, matplotlib figures).
+
+    `needs_bytes`: about how large the file will be; when the disk or the file-size limit has less
+    room, DiskFull is raised before anything is written. Why for weights: HDF5 does not fail
+    cleanly when a write is refused half-way (h5py reports it again while freeing its objects and
+    can crash the process), so a weights file must not start unless it fits.
+    """
+    target = Path(path)
+    if needs_bytes:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _check_room(target, needs_bytes)
+    with atomic_path(target) as tmp:
         writer(str(tmp))
+
+
+def _check_room(target: Path, needs_bytes: int) -> None:
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY and needs_bytes > limit:
+        raise _disk_full(target, errno.EFBIG)
+    if needs_bytes > shutil.disk_usage(target.parent).free:
+        raise _disk_full(target, errno.ENOSPC)
+
+
+def _disk_full(target: Path, code: int) -> DiskFull:
+    return DiskFull(
+        f"can't write {str(target)!r}: {os.strerror(code)} (a full disk, a quota or a file-size "
+        "limit); the files written before it are kept, and the older version of this one if it had one"
+    )

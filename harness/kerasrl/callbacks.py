@@ -22,6 +22,7 @@ import numpy as np
 
 from harness.core import files
 from harness.core.rundir import CHECKPOINTS, checkpoint_name, list_checkpoints
+from harness.kerasrl.agents import write_weights
 from harness.kerasrl.compat import Callback, FileLogger, ModelIntervalCheckpoint
 
 
@@ -77,7 +78,7 @@ class PruningCheckpoint(ModelIntervalCheckpoint):
             return
         global_step = self.step_offset + self.total_steps
         path = self.directory / checkpoint_name(global_step)
-        files.write_with(path, lambda tmp: self.model.save_weights(tmp, overwrite=True))
+        write_weights(self.model, path)
         for _, old in list_checkpoints(self.run_dir)[: -self.keep]:
             old.unlink(missing_ok=True)
 
@@ -356,7 +357,7 @@ class BestWeightsKeeper(Callback):
         self.history.append((global_step, score))
         improved = self.best is None or score > self.best[1]
         if improved:
-            files.write_with(self.path, lambda tmp: self.model.save_weights(tmp, overwrite=True))
+            write_weights(self.model, self.path)
             self.best = (global_step, score)
         self.seconds += time.monotonic() - started
         assert self.best is not None  # the first round always improves on None

@@ -18,6 +18,7 @@ may stop training there (`RunPruned`): saved like an interrupted run, with `prun
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import platform
@@ -30,13 +31,14 @@ from typing import Any, TextIO
 import numpy as np
 
 from harness.core import files, rundir
+from harness.core.errors import DiskFull
 from harness.core.rundir import ResumePoint
 from harness.core.schema import Experiment, onednn_wanted
 from harness.core.scoring import EVAL_SEED_OFFSET, VALIDATION_SEED_OFFSET, score_episodes
 from harness.core.signals import SignalCatcher, signal_name
 from harness.kerasrl import compat
 from harness.kerasrl.adapters import KerasRLEnv
-from harness.kerasrl.agents import build_agent, load_weights_checked, make_env, new_session
+from harness.kerasrl.agents import build_agent, load_weights_checked, make_env, new_session, write_weights
 from harness.kerasrl.callbacks import (
     BestWeightsKeeper,
     Diverged,
@@ -238,6 +240,24 @@ def _make_run_dir(state: _Run, runs_dir: str | Path, command: list[str] | None) 
     exp, resume = state.exp, state.resume
     state.run_dir = rundir.new_run_dir(runs_dir, exp.name or "unnamed", exp.seed)
     state.started = dt.datetime.now().astimezone()
+    try:
+        _write_config(state, command)
+    except DiskFull:
+        with contextlib.suppress(OSError):  # no room for even config.json: leave no empty run folder
+            state.run_dir.rmdir()
+        raise
+    # harness.launch.sweep reads this first line to learn where the run writes.
+    _say(state, f"run {exp.name} seed {exp.seed} -> {state.run_dir}")
+    if resume is not None:
+        _say(
+            state,
+            f"resuming {resume.run_dir} at step {resume.step} ({resume.source} {resume.weights.name}); "
+            f"{state.nb_steps} steps left of {exp.nb_steps}",
+        )
+
+
+def _write_config(state: _Run, command: list[str] | None) -> None:
+    exp, resume = state.exp, state.resume
     files.write_json(
         state.run_dir / rundir.CONFIG,
         {
@@ -263,14 +283,6 @@ def _make_run_dir(state: _Run, runs_dir: str | Path, command: list[str] | None) 
             },
         },
     )
-    # harness.launch.sweep reads this first line to learn where the run writes.
-    _say(state, f"run {exp.name} seed {exp.seed} -> {state.run_dir}")
-    if resume is not None:
-        _say(
-            state,
-            f"resuming {resume.run_dir} at step {resume.step} ({resume.source} {resume.weights.name}); "
-            f"{state.nb_steps} steps left of {exp.nb_steps}",
-        )
 
 
 def _callbacks(state: _Run) -> list[Any]:
@@ -334,7 +346,7 @@ def _save_model(state: _Run) -> None:
     files.write_text(state.run_dir / rundir.MODEL, state.agent.model.to_json())
     if state.diverged is not None:
         return  # NaN weights are no final weights; the checkpoints before the divergence are kept
-    files.write_with(state.run_dir / rundir.WEIGHTS, lambda tmp: state.agent.save_weights(tmp, overwrite=True))
+    write_weights(state.agent, state.run_dir / rundir.WEIGHTS)
 
 
 def _choose_eval_weights(state: _Run) -> None:
