@@ -8,6 +8,7 @@
 #   make tune NAME=<name> [TRIALS=n] [WORKERS=k] [STEPS=n] [STORAGE=url] [STUDY=name] [PRUNER=p] [SAMPLER=s] [SET=...] [RUNS=dir]
 #   make tune-report STUDY=<name> [STORAGE=url] [RUNS=dir]
 #   make baseline ENV_ID=Cave-v0 [EPISODES=n] [SEED=s] [ENV_KWARGS=json] | make bench-memory [JSON=out.json]
+#   make bench-checkpoint [TRANSITIONS=100000] [REPEATS=3] [DIR=dir] [JSON=out.json]
 #   make benchmark [GAMES="CartPole-v1 ..."] [SEEDS=5] [STEPS=n] [WORKERS=k] [SET=...] [RUNS=dir] [OUT=docs]
 #   make bench [REPS=3] | make bench-step NAME=cave_conv [SET=...] | make lint | make format | make type
 # Any target: EXPERIMENTS=dir adds a folder of your own experiment modules.
@@ -131,7 +132,7 @@ bench-sweep: $(STAMP)
 
 # make baseline ENV_ID=Cave-v0 [EPISODES=n] [SEED=s] [ENV_KWARGS='{"size":16}']: the scripted players' mean
 # scores (random and perfect for Catch-v0, random and heuristic for Cave-v0).
-.PHONY: baseline bench-memory
+.PHONY: baseline bench-memory bench-checkpoint
 baseline: $(STAMP)
 	@$(PY) -m harness baseline "$(ENV_ID)" $(if $(EPISODES),--episodes "$(EPISODES)") \
 		$(if $(SEED),--seed "$(SEED)") $(if $(ENV_KWARGS),--env-kwargs '$(ENV_KWARGS)')
@@ -140,6 +141,12 @@ baseline: $(STAMP)
 # (RingMemory and SequentialMemory, 3 fresh processes each; target <= 400 MB).
 bench-memory: $(STAMP)
 	@$(PY) -m bench.memory $(if $(JSON),--json "$(JSON)")
+
+# make bench-checkpoint [TRANSITIONS=100000] [REPEATS=3] [DIR=dir] [JSON=out.json]: the size and the write
+# and load times of a cave_conv checkpoint with its full replay memory, and without it (checkpoint_memory=false).
+bench-checkpoint: $(STAMP)
+	@$(PY) -m bench.checkpoint --transitions "$(or $(TRANSITIONS),100000)" --repeats "$(or $(REPEATS),3)" \
+		$(if $(DIR),--dir "$(DIR)") $(if $(JSON),--json "$(JSON)")
 
 # make bench [REPS=3]: catch_dense and cave_conv on keras-rl's stock DQNAgent, on the fast path with oneDNN off
 # (fast-old) and with today's defaults (fast),

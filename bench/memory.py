@@ -23,7 +23,7 @@ import json
 import statistics
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,23 +42,17 @@ def _rss() -> int:
     return psutil.Process().memory_info().rss
 
 
-def measure(kind: str, transitions: int, seed: int = 0) -> dict[str, Any]:
-    """Fill the `kind` memory of cave_conv with `transitions` transitions (in this process)."""
-    import dataclasses
-
+def filler(exp: Any, memory: Any, seed: int = 0) -> Callable[[int], None]:
+    """A function that appends `count` more transitions of `exp`'s game to `memory`, exactly as
+    training does: frames from the env (a random player), through the experiment's processor,
+    with their action, reward and terminal flag (bench.checkpoint fills its memory with it too)."""
     import gymnasium
     import numpy as np
 
-    from harness.core.registry import load_experiment
-    from harness.kerasrl.agents import make_memory, make_processor
+    from harness.kerasrl.agents import make_processor
 
-    exp = load_experiment("cave_conv")
-    exp = dataclasses.replace(
-        exp, fast_path=(kind != "sequential"), prioritized_replay=(kind == "prioritized"), memory_limit=transitions
-    )
     processor = make_processor(exp)
     assert processor is not None  # cave_conv downsamples its frames
-    memory = make_memory(exp)
     env = gymnasium.make(exp.env_id, **exp.env_kwargs)
     rng = np.random.default_rng(seed)
     frame, _ = env.reset(seed=seed)
@@ -75,6 +69,22 @@ def measure(kind: str, transitions: int, seed: int = 0) -> dict[str, Any]:
             memory.append(observation, action, np.float32(reward), done)
             observation = processor.process_observation(env.reset()[0] if done else frame)
 
+    return fill
+
+
+def measure(kind: str, transitions: int, seed: int = 0) -> dict[str, Any]:
+    """Fill the `kind` memory of cave_conv with `transitions` transitions (in this process)."""
+    import dataclasses
+
+    from harness.core.registry import load_experiment
+    from harness.kerasrl.agents import make_memory
+
+    exp = load_experiment("cave_conv")
+    exp = dataclasses.replace(
+        exp, fast_path=(kind != "sequential"), prioritized_replay=(kind == "prioritized"), memory_limit=transitions
+    )
+    memory = make_memory(exp)
+    fill = filler(exp, memory, seed)
     before = _rss()
     fill(transitions)
     full = _rss()

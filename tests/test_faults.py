@@ -116,3 +116,24 @@ def test_two_sweeps_into_one_runs_folder_in_the_same_second_log_apart(tmp_path, 
     monkeypatch.setattr(rundir, "dt", _FrozenClock)
     first, second = sweep.new_sweep_dir(tmp_path), sweep.new_sweep_dir(tmp_path)
     assert first != second and first.parent == second.parent == tmp_path / "sweeps"
+
+
+def test_no_room_for_a_checkpoint_is_one_line_and_leaves_no_half_written_folder(tmp_path):
+    runs = tmp_path / "runs"
+    # 200 KB: the run's small files fit, the checkpoint's state.npz (the replay memory) does not.
+    result = subprocess.run(
+        [sys.executable, "-m", "harness", "run", "catch_dense", "--steps", "600", "--set", "nb_steps_warmup=100"]
+        + ["--set", "checkpoint_interval=200", "--set", "memory_limit=20000", "--runs-dir", str(runs)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        preexec_fn=_with_file_size_limit(200_000),
+        timeout=240,
+    )
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(errors) == 1 and "checkpoints/state-" in errors[0] and "file-size limit" in errors[0], result.stderr
+    (run_dir,) = (runs / "catch_dense").iterdir()
+    assert (run_dir / "config.json").is_file()
+    assert not list(run_dir.rglob(".*"))  # no temporary file or folder left behind

@@ -81,4 +81,4 @@ def test_signal_stops_run_and_keeps_files(tmp_path, sig, code, wait_for):
     if wait_for != "training for":
         # The signal lands right after the progress line of step 700 (before keras-rl counts it).
         assert summary["steps"] >= 699 and summary["episodes"] == len(metrics["episode_reward"]) > 0
-        assert list((run_dir / "checkpoints").glob("weights-*.h5"))
+        assert list((run_dir / "checkpoints").glob("state-*/complete.json"))

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from harness.core.registry import load_experiment
+from harness.core.rundir import list_states
 from harness.kerasrl.compat import Callback
 from harness.run.runner import run
 from tests.helpers import cli, tiny
@@ -193,22 +194,32 @@ def test_play_with_another_seed_plays_other_episodes(parent):
 # resume
 
 
+def _newest_state(run_dir: Path) -> tuple[int, Path]:
+    return list_states(run_dir)[-1]
+
+
 def test_resume_continues_the_step_count(parent, resumed):
+    # The parent finished at step 300; its newest checkpoint, from the first episode end after step
+    # 200, is where the resumed run starts, exactly.
+    start, state = _newest_state(parent)
+    assert 200 <= start < 300
     summary = _json(resumed / "summary.json")
-    assert summary["steps"] == 600 and summary["steps_this_run"] == 300
-    assert summary["resumed_at_step"] == 300 and summary["resumed_from"] == str(parent)
+    assert summary["steps"] == 600 and summary["steps_this_run"] == 600 - start
+    assert summary["resumed_at_step"] == start and summary["resumed_from"] == str(parent)
     config = _json(resumed / "config.json")
-    assert config["run"]["resumed_from"] == str(parent) and config["run"]["resumed_at_step"] == 300
-    assert config["run"]["resumed_from_weights"] == str(parent / "weights.h5")
+    assert config["run"]["resumed_from"] == str(parent) and config["run"]["resumed_at_step"] == start
+    assert config["run"]["resumed_from_weights"] == str(state / "weights.h5")
+    assert config["run"]["resumed_from_state"] == str(state) and config["run"]["resume"].startswith("exact")
     assert config["experiment"]["nb_steps"] == 600
-    assert sorted(p.name for p in (resumed / "checkpoints").iterdir()) == [
-        "weights-000000400.h5",
-        "weights-000000500.h5",
-        "weights-000000600.h5",
-    ]
-    steps = _json(resumed / "metrics.json")["nb_steps"]
-    assert steps == sorted(steps) and steps[0] > 300 and steps[-1] <= 600
-    assert min(s for values in _scalars(resumed).values() for s, _ in values) > 300
+    steps = [step for step, _ in list_states(resumed)]
+    assert steps and steps[0] >= 300 and [s // 100 for s in steps] == sorted(set(s // 100 for s in steps))
+    metrics, parents = _json(resumed / "metrics.json"), _json(parent / "metrics.json")
+    # The parent's episodes up to the checkpoint come first, numbered as they were.
+    kept = sum(1 for end in parents["nb_steps"] if end <= start)
+    assert metrics["episode"][:kept] == parents["episode"][:kept] == list(range(kept))
+    assert metrics["episode"] == list(range(len(metrics["episode"])))
+    assert metrics["nb_steps"] == sorted(metrics["nb_steps"]) and metrics["nb_steps"][-1] <= 600
+    assert min(s for values in _scalars(resumed).values() for s, _ in values) > start
 
 
 def _epsilon(step: int) -> float:
@@ -226,20 +237,22 @@ def test_resume_continues_the_epsilon_schedule(parent, resumed):
             assert _epsilon(end - 1) - 1e-6 <= eps <= _epsilon(end - length) + 1e-6, (run_dir.name, end)
             checked += 1
         assert checked >= 5
-    last_parent = [e for e in _json(parent / "metrics.json")["mean_eps"] if e is not None][-1]
-    first_resumed = [e for e in _json(resumed / "metrics.json")["mean_eps"] if e is not None][0]
-    # Where the parent stopped (~0.72 at step 300), minus the 100 warm-up steps' annealing; a
-    # schedule restarted at 0 would be back near 0.9.
-    assert last_parent - 0.15 < first_resumed < last_parent
+    start, _ = _newest_state(parent)
+    metrics = _json(resumed / "metrics.json")
+    first_new = next(e for e, end in zip(metrics["mean_eps"], metrics["nb_steps"]) if end > start)
+    # Where the parent's checkpoint was (about 0.75), not back near eps_max.
+    assert _epsilon(start + 200) < first_new <= _epsilon(start)
 
 
 def test_resume_from_a_crashed_run_starts_at_its_newest_checkpoint(runs, crashed):
     assert not (crashed / "summary.json").exists() and not (crashed / "weights.h5").exists()
-    assert [p.name for p in (crashed / "checkpoints").iterdir()] == ["weights-000000100.h5"]
+    (state,) = (crashed / "checkpoints").iterdir()
+    start = int(state.name.split("-")[1])
+    assert 100 <= start < 150  # the first episode end after step 100, before the crash at 150
     again = run(_exp(seed=5), runs / "again", command=["test"], log=io.StringIO(), resume_from=crashed)
     summary = _json(again / "summary.json")
-    assert summary["resumed_at_step"] == 100 and summary["steps"] == 300 and summary["steps_this_run"] == 200
-    assert _json(again / "config.json")["run"]["resumed_from_weights"].endswith("weights-000000100.h5")
+    assert summary["resumed_at_step"] == start and summary["steps"] == 300 and summary["steps_this_run"] == 300 - start
+    assert _json(again / "config.json")["run"]["resumed_from_weights"] == str(state / "weights.h5")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,8 +267,10 @@ def test_runs_table_lists_finished_resumed_and_crashed_runs(runs, parent, resume
     own = _json(parent / "summary.json")["eval"]
     assert rows[str(parent)].score == f"{own['score']:.3f} catch_rate"
     assert rows[str(parent)].seed == "3" and rows[str(parent)].experiment == "catch_dense"
-    assert rows[str(resumed)].status == "finished, resumed at step 300" and rows[str(resumed)].steps == "600"
-    assert rows[str(crashed)].status == NO_SUMMARY and rows[str(crashed)].steps == "100 (checkpoint)"
+    start = list_states(parent)[-1][0]
+    assert rows[str(resumed)].status == f"finished, resumed at step {start}" and rows[str(resumed)].steps == "600"
+    crash_checkpoint = list_states(crashed)[-1][0]
+    assert rows[str(crashed)].status == NO_SUMMARY and rows[str(crashed)].steps == f"{crash_checkpoint} (checkpoint)"
     assert rows[str(crashed)].score == "-"
     lines = format_table(list(rows.values())).splitlines()
     assert lines[0].split() == ["experiment", "seed", "steps", "score", "date", "status", "path"]
@@ -379,7 +394,7 @@ def _rename_experiment(copy: Path) -> None:
 
 
 def _truncate_every_weights_file(copy: Path) -> None:
-    for path in [copy / "weights.h5", *(copy / "checkpoints").iterdir()]:
+    for path in [copy / "weights.h5", *(copy / "checkpoints").glob("state-*/weights.h5")]:
         _truncate(path)
 
 

@@ -22,8 +22,14 @@ def test_run_directory_layout(smoke_run):
     assert run_dir.parent.name == "catch_dense" and run_dir.name.endswith("-seed7")
     for name in ("config.json", "metrics.json", "model.json", "weights.h5", "summary.json"):
         assert (run_dir / name).is_file(), name
-    checkpoints = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
-    assert checkpoints == ["weights-000000100.h5", "weights-000000200.h5", "weights-000000300.h5"]
+    from harness.core.rundir import list_states, state_problem
+
+    # A checkpoint at the first episode end after every 100 steps, each complete, no temporary left.
+    states = list_states(run_dir)
+    steps = [step for step, _ in states]
+    assert 2 <= len(states) <= 3 and all(state_problem(folder) is None for _, folder in states)
+    assert [step // 100 for step in steps] == sorted(set(step // 100 for step in steps)) and steps[0] >= 100
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [folder.name for _, folder in states]
     assert not list(run_dir.rglob(".*.tmp")) and not list(run_dir.rglob(".*.h5"))
 
 

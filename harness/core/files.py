@@ -123,17 +123,30 @@ def write_with(path: str | os.PathLike, writer: Callable[[str], Any], needs_byte
     target = Path(path)
     if needs_bytes:
         target.parent.mkdir(parents=True, exist_ok=True)
-        _check_room(target, needs_bytes)
+        check_room(target, needs_bytes)
     with atomic_path(target) as tmp:
         writer(str(tmp))
 
 
-def _check_room(target: Path, needs_bytes: int) -> None:
+def check_room(target: Path, total_bytes: int, largest_file_bytes: int | None = None) -> None:
+    """DiskFull if `target` (a file, or a folder of files whose largest has `largest_file_bytes`)
+    would not fit: in the free space of its disk, or under the file-size limit (ulimit -f)."""
     limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
-    if limit != resource.RLIM_INFINITY and needs_bytes > limit:
+    largest = total_bytes if largest_file_bytes is None else largest_file_bytes
+    if limit != resource.RLIM_INFINITY and largest > limit:
         raise _disk_full(target, errno.EFBIG)
-    if needs_bytes > shutil.disk_usage(target.parent).free:
+    if total_bytes > shutil.disk_usage(target.parent).free:
         raise _disk_full(target, errno.ENOSPC)
+
+
+def no_room(err: OSError) -> bool:
+    """Whether `err` says there is no room (a full disk, a quota, a file-size limit)."""
+    return err.errno in _NO_ROOM
+
+
+def disk_full(target: Path, err: OSError) -> DiskFull:
+    """The one-line DiskFull for a write of `target` that failed with `err` (no_room(err))."""
+    return _disk_full(target, err.errno or errno.ENOSPC)
 
 
 def _disk_full(target: Path, code: int) -> DiskFull:

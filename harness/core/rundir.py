@@ -3,7 +3,9 @@
 A run directory `<runs>/<experiment>/<YYYYmmdd-HHMMSS>-seed<seed>/` holds
   config.json        the resolved experiment and how the run was made (written first)
   metrics.json       keras-rl FileLogger: one entry per training episode
-  checkpoints/       weights-<step>.h5, the newest `keep_checkpoints`
+  checkpoints/       state-<step>/, the newest `keep_checkpoints` complete training states
+                     (harness.kerasrl.checkpoint; runs made before exact resume hold
+                     weights-<step>.h5 files instead)
   model.json         the network architecture (Keras JSON)
   weights.h5         the final network weights (HDF5)
   best_weights.h5    with `validation_interval`: the weights that validated best, which the
@@ -43,12 +45,19 @@ CHECKPOINTS = "checkpoints"
 CURVES = "curves.png"
 DEMO = "demo.gif"
 TENSORBOARD = "tensorboard"
-CHECKPOINT_PATTERN = re.compile(r"^weights-(\d+)\.h5$")
+CHECKPOINT_PATTERN = re.compile(r"^weights-(\d+)\.h5$")  # weights-only checkpoints of older runs
+STATE_PATTERN = re.compile(r"^state-(\d+)$")
+STATE_WEIGHTS = "weights.h5"  # the online network's weights inside a state-<step>/ checkpoint
+STATE_MARKER = "complete.json"  # written last: each file's size; without it a checkpoint is incomplete
 _EXAMPLE = "runs/<experiment>/<YYYYmmdd-HHMMSS>-seed<seed>"
 
 
 def checkpoint_name(step: int) -> str:
     return f"weights-{step:09d}.h5"
+
+
+def state_name(step: int) -> str:
+    return f"state-{step:09d}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,17 +266,50 @@ def experiment_from_config(
 # Checkpoints and where a run resumes
 
 
-def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
-    """The run's complete checkpoints as (step, path), oldest first (temporary files never match)."""
+def _numbered(run_dir: str | Path, pattern: re.Pattern[str]) -> list[tuple[int, Path]]:
     directory = Path(run_dir) / CHECKPOINTS
     if not directory.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := CHECKPOINT_PATTERN.match(p.name))]
-    return sorted(found)
+    return sorted((int(m.group(1)), p) for p in directory.iterdir() if (m := pattern.match(p.name)))
+
+
+def list_states(run_dir: str | Path) -> list[tuple[int, Path]]:
+    """The run's `state-<step>/` checkpoints as (step, path), oldest first, complete or not
+    (temporary folders, `.state-*`, never match)."""
+    return _numbered(run_dir, STATE_PATTERN)
+
+
+def state_problem(path: Path) -> str | None:
+    """Why the checkpoint folder `path` cannot be resumed from (None: it is complete).
+
+    The marker is written last and lists every file's size, so a folder without it was cut short
+    while writing, and a file of another size was truncated (or replaced) afterwards."""
+    try:
+        files = json.loads((path / STATE_MARKER).read_text()).get("files")
+    except FileNotFoundError:
+        return f"no {STATE_MARKER}: written only in part"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return f"{STATE_MARKER} is unreadable"
+    if not isinstance(files, dict) or not files:
+        return f"{STATE_MARKER} lists no files"
+    for name, size in files.items():
+        actual = (path / name).stat().st_size if (path / name).is_file() else None
+        if actual is None:
+            return f"{name} is missing"
+        if actual != size:
+            return f"{name} has {actual} of its {size} bytes"
+    return None
+
+
+def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
+    """The run's checkpoints as (step, path), oldest first: its complete `state-<step>/` folders and
+    an older run's `weights-<step>.h5` files (temporary files never match)."""
+    complete = [(step, path) for step, path in list_states(run_dir) if state_problem(path) is None]
+    return sorted(complete + _numbered(run_dir, CHECKPOINT_PATTERN))
 
 
 def newest_checkpoint(run_dir: str | Path) -> tuple[Path, int] | None:
-    """The run's newest checkpoint file and its step, or None."""
+    """The run's newest checkpoint (a state folder or a weights file) and its step, or None."""
     found = list_checkpoints(run_dir)
     if not found:
         return None
@@ -277,27 +319,46 @@ def newest_checkpoint(run_dir: str | Path) -> tuple[Path, int] | None:
 
 @dataclasses.dataclass(frozen=True)
 class ResumePoint:
-    """Where a resumed run starts: the weights file and the global step they were saved at."""
+    """Where a resumed run starts: the weights file and the global step they were saved at, and
+    with `state` the whole training state saved with them (harness.kerasrl.checkpoint)."""
 
     run_dir: Path
     weights: Path
     step: int
     source: str  # "checkpoint" or "final weights"
+    state: Path | None = None  # a complete state-<step>/ folder: an exact resume
+    skipped: tuple[str, ...] = ()  # one warning line per newer checkpoint that was incomplete
+
+
+def _newest_complete_state(run_dir: Path) -> tuple[ResumePoint | None, list[str]]:
+    skipped: list[str] = []
+    for step, path in reversed(list_states(run_dir)):
+        problem = state_problem(path)
+        if problem is None:
+            return ResumePoint(run_dir, path / STATE_WEIGHTS, step, "checkpoint", state=path), skipped
+        skipped.append(f"warning: checkpoint {path} is incomplete ({problem}); skipped, resuming from an older one")
+    return None, skipped
 
 
 def find_resume_point(run_dir: Path) -> ResumePoint:
     """The newest saved state of a run.
 
-    Candidates: the newest `checkpoints/weights-<step>.h5`, and `weights.h5` at summary.json's
-    `steps` (only a run with a summary says which step its final weights are from; an interrupted
-    run saves them at the step it stopped, usually after its last checkpoint). The one with the
-    higher step wins; on a tie the final weights, which include the training batch keras-rl runs
-    after the last step's checkpoint when that step ends an episode.
+    The newest complete `checkpoints/state-<step>/` wins: it holds everything training needs, so the
+    resumed run continues exactly (even when the run's final weights.h5 is newer: that is weights
+    only, from the middle of an episode). A newer incomplete one is skipped, with a warning line in
+    `skipped`. Without any complete state (a run stopped before its first one, or made before exact
+    resume), the weights-only candidates: the newest `checkpoints/weights-<step>.h5`, and
+    `weights.h5` at summary.json's `steps` (only a run with a summary says which step its final
+    weights are from). The one with the higher step wins; on a tie the final weights, which include
+    the training batch keras-rl runs after the last step's checkpoint when that step ends an episode.
     """
+    state, skipped = _newest_complete_state(run_dir)
+    if state is not None:
+        return dataclasses.replace(state, skipped=tuple(skipped))
     candidates: list[ResumePoint] = []
-    checkpoint = newest_checkpoint(run_dir)
-    if checkpoint is not None:
-        candidates.append(ResumePoint(run_dir, checkpoint[0], checkpoint[1], "checkpoint"))
+    legacy = _numbered(run_dir, CHECKPOINT_PATTERN)
+    if legacy:
+        candidates.append(ResumePoint(run_dir, legacy[-1][1], legacy[-1][0], "checkpoint"))
     summary = read_summary(run_dir)
     final = run_dir / WEIGHTS
     if summary is not None and final.is_file():
@@ -307,10 +368,11 @@ def find_resume_point(run_dir: Path) -> ResumePoint:
         candidates.append(ResumePoint(run_dir, final, steps, "final weights"))
     if not candidates:
         raise UserError(
-            f"{run_dir} has no checkpoints/weights-<step>.h5 and no weights.h5 with a "
-            "summary.json; there is nothing to resume from"
+            f"{run_dir} has no complete checkpoints/state-<step>/, no checkpoints/weights-<step>.h5 and no "
+            "weights.h5 with a summary.json; there is nothing to resume from"
         )
-    return max(candidates, key=lambda p: (p.step, p.source == "final weights"))
+    best = max(candidates, key=lambda p: (p.step, p.source == "final weights"))
+    return dataclasses.replace(best, skipped=tuple(skipped))
 
 
 # ---------------------------------------------------------------------------------------------

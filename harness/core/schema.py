@@ -97,8 +97,15 @@ class Experiment:
         "evaluation then uses the best-validated weights (0: off, final weights)",
     )
     validation_episodes: int = setting(10, "greedy episodes per validation round")
-    checkpoint_interval: int = setting(10_000, "steps between weight checkpoints")
+    checkpoint_interval: int = setting(
+        10_000, "steps between checkpoints of the training state (each at the first episode end after)"
+    )
     keep_checkpoints: int = setting(3, "newest checkpoints kept")
+    checkpoint_memory: bool = setting(
+        True,
+        "checkpoints include the replay memory, for an exact resume; false: smaller, faster checkpoints, "
+        "but a resumed run refills its memory and waits nb_steps_warmup again (not exact)",
+    )
     log_interval: int | None = setting(None, "steps between progress lines (None: about 20 per run)")
     callbacks: list = setting([], "extra callback factories: run_dir -> keras-rl Callback")
     fast_path: bool = setting(

@@ -10,9 +10,10 @@
   distributional  C51: the categorical Q head, its dueling form, the projected target
   models       network builders named by experiments
   optimizers   RMSPropGraves, optimizers and losses by name
-  policies     the epsilon schedule that continues across a resume
+  policies     the epsilon schedule read at an offset step (keras-rl's at offset 0)
   processors   keras-rl processors (frame downsampling)
-  callbacks    metrics file, checkpoints, progress, validation (keras-rl callbacks)
+  checkpoint   the whole training state in a checkpoint folder and back, for exact resume
+  callbacks    metrics file, global step, checkpoints, progress, validation (keras-rl callbacks)
   tensorboard  TensorBoard scalars of a run (a keras-rl callback)
 
 May import: harness.core, `envs`. Every TensorFlow import goes through `compat` first.

@@ -279,11 +279,15 @@ def new_session(seed: int) -> None:
 def write_weights(target: Any, path: Path) -> None:
     """`target.save_weights` (a Keras model or a keras-rl agent) into `path`, atomically; DiskFull
     before anything is written when the file would not fit."""
+    files.write_with(path, lambda tmp: target.save_weights(tmp, overwrite=True), needs_bytes=weights_bytes(target))
+
+
+def weights_bytes(target: Any) -> int:
+    """About how large `target.save_weights` writes its HDF5 file (a Keras model or a keras-rl agent)."""
     model = getattr(target, "model", target)  # a keras-rl agent saves its online network
     arrays = model.get_weights()
     # HDF5 adds about 2 KB per array and a few KB per file (measured: 22.5 KB on cave_conv's 10).
-    needs = sum(array.nbytes for array in arrays) + 4096 * len(arrays) + 8192
-    files.write_with(path, lambda tmp: target.save_weights(tmp, overwrite=True), needs_bytes=needs)
+    return sum(array.nbytes for array in arrays) + 4096 * len(arrays) + 8192
 
 
 def load_weights_checked(target: Any, weights: Path, what: str) -> None:

@@ -1,7 +1,9 @@
 """keras-rl callbacks the runner adds to every run (users add their own through the schema).
 
 - `MetricsFileLogger`: keras-rl's FileLogger, writing metrics.json atomically and every few seconds.
-- `PruningCheckpoint`: keras-rl's ModelIntervalCheckpoint, atomic, keeping the newest K files.
+- `GlobalStep`: a resumed run's agent counts global steps, as the uninterrupted run's did.
+- `StateCheckpoint`: the whole training state (harness.kerasrl.checkpoint) at the first episode end
+  after every interval, keeping the newest K.
 - `ProgressLogger`: one line per interval with steps/s and time left.
 - `EpisodeRecorder`: each episode's return and final `info` (the game's score lives there).
 - `BestWeightsKeeper`: periodic greedy validation (`play_greedy`), keeping the best weights, and
@@ -12,6 +14,7 @@
 from __future__ import annotations
 
 import math
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -21,27 +24,38 @@ from typing import Any, TextIO
 import numpy as np
 
 from harness.core import files
-from harness.core.rundir import CHECKPOINTS, checkpoint_name, list_checkpoints
+from harness.core.rundir import CHECKPOINTS, list_states, state_name
+from harness.kerasrl import checkpoint
 from harness.kerasrl.agents import write_weights
-from harness.kerasrl.compat import Callback, FileLogger, ModelIntervalCheckpoint
+from harness.kerasrl.compat import Callback, FileLogger
 
 
 class MetricsFileLogger(FileLogger):
     """keras-rl's FileLogger, with two changes: the file is replaced atomically (keras-rl rewrites it
     in place, so a crash mid-write loses every episode), and it is flushed every `flush_seconds`
     rather than every N episodes (episode lengths vary by orders of magnitude during training).
-    `step_offset` makes `nb_steps` the global step when a run resumes (episodes still count from 0)."""
+    `step_offset` is added to `nb_steps` (0 when the agent counts global steps, as the runner's
+    does); `restore` continues a checkpointed run's episodes."""
 
     def __init__(self, filepath: str | Path, flush_seconds: float = 10.0, step_offset: int = 0) -> None:
         super().__init__(str(filepath), interval=None)
         self.flush_seconds = flush_seconds
         self.step_offset = step_offset
+        self.episode_offset = 0
         self._last_flush = time.monotonic()
+
+    def restore(self, data: dict[str, list]) -> None:
+        """Start from a checkpoint's episodes (strict JSON's null back to NaN); keras-rl's `fit`
+        numbers the new ones from 0, so they are renumbered after them."""
+        self.data = {key: [math.nan if v is None else v for v in values] for key, values in data.items()}
+        self.episode_offset = len(self.data.get("episode", []))
 
     def on_episode_end(self, episode: int, logs: dict) -> None:
         if self.step_offset and "nb_steps" in logs:
             logs = {**logs, "nb_steps": self.step_offset + int(logs["nb_steps"])}
         super().on_episode_end(episode, logs)
+        if self.episode_offset:
+            self.data["episode"][-1] += self.episode_offset  # keras-rl appended fit's own number
         if time.monotonic() - self._last_flush >= self.flush_seconds:
             self.save_data()
 
@@ -60,27 +74,65 @@ class MetricsFileLogger(FileLogger):
         self._last_flush = time.monotonic()
 
 
-class PruningCheckpoint(ModelIntervalCheckpoint):
-    """keras-rl's ModelIntervalCheckpoint writing `weights-<step>.h5` atomically and keeping only the
-    newest `keep` of them in the run directory's checkpoints/. `step_offset` numbers the files by
-    global step when a run resumes."""
+class GlobalStep(Callback):
+    """A resumed run's agent counts global steps from `start`, as the uninterrupted run's did.
 
-    def __init__(self, run_dir: str | Path, interval: int, keep: int, step_offset: int = 0) -> None:
+    keras-rl's `fit` sets `agent.step = 0` after `on_train_begin`; the first `on_episode_begin`
+    comes after that and before the first action, so setting the step there is in time for every
+    rule that reads it: storing every `memory_interval`, training every `train_interval` after the
+    warm-up, the target update every `target_model_update`, epsilon and prioritized replay's beta.
+    `fit`'s `nb_steps` is then the total budget. Goes first in the callback list."""
+
+    def __init__(self, start: int) -> None:
+        super().__init__()
+        self.start: int | None = int(start)
+
+    def on_episode_begin(self, episode: int, logs: dict | None = None) -> None:
+        if self.start is not None:
+            self.model.step = type(self.model.step)(self.start)  # fit's counter type (compat: int64)
+            self.start = None
+
+
+class StateCheckpoint(Callback):
+    """The whole training state (harness.kerasrl.checkpoint) in `checkpoints/state-<step>/`, at the
+    first episode end after every `interval` global steps, keeping the newest `keep`.
+
+    Why at an episode end: the env is reset before the agent acts again, so its random generators
+    are all of the game a resumed run needs; mid-episode the game's own state (ball positions, the
+    cave ahead) would have to be saved too, and each game's differently. The cost is a checkpoint
+    later by at most one episode. `collect()` gives the JSON data the runner's other callbacks carry
+    on (metrics.json's episodes, the validation history); `best_weights`, the validated best
+    weights' file, is copied in. `with_memory=False` leaves the replay memory out
+    (`checkpoint_memory=false`). `start_step`: the global step a resumed run starts at.
+    """
+
+    def __init__(
+        self,
+        run_dir: str | Path,
+        interval: int,
+        keep: int,
+        start_step: int = 0,
+        with_memory: bool = True,
+        collect: Callable[[], dict[str, Any]] | None = None,
+        best_weights: Path | None = None,
+    ) -> None:
+        super().__init__()
         self.run_dir = Path(run_dir)
-        self.directory = self.run_dir / CHECKPOINTS
-        super().__init__(str(self.directory / "weights-{step:09d}.h5"), interval=interval)
-        self.keep = keep
-        self.step_offset = step_offset
+        self.interval, self.keep = int(interval), int(keep)
+        self.next_due = (int(start_step) // self.interval + 1) * self.interval
+        self.with_memory = with_memory
+        self.collect = collect or dict
+        self.best_weights = best_weights
 
-    def on_step_end(self, step: int, logs: dict | None = None) -> None:
-        self.total_steps += 1
-        if self.total_steps % self.interval != 0:
+    def on_episode_end(self, episode: int, logs: dict | None = None) -> None:
+        step = int(self.model.step)
+        if step < self.next_due:
             return
-        global_step = self.step_offset + self.total_steps
-        path = self.directory / checkpoint_name(global_step)
-        write_weights(self.model, path)
-        for _, old in list_checkpoints(self.run_dir)[: -self.keep]:
-            old.unlink(missing_ok=True)
+        self.next_due = (step // self.interval + 1) * self.interval
+        directory = self.run_dir / CHECKPOINTS / state_name(step)
+        checkpoint.save(directory, self.model, self.env, self.collect(), self.with_memory, self.best_weights)
+        for _, old in list_states(self.run_dir)[: -self.keep]:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 class Diverged(Exception):
@@ -338,10 +390,19 @@ class BestWeightsKeeper(Callback):
 
     def on_step_end(self, step: int, logs: dict | None = None) -> None:
         self.steps += 1
-        if self.steps % self.interval == 0:
+        if (self.step_offset + self.steps) % self.interval == 0:  # global steps: a resumed run keeps the rounds
             score = self.validate()
             if self.verdict:
                 raise Pruned(self.step_offset + self.steps, score, self.verdict)
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint keeps of the rounds so far (JSON data)."""
+        return {"history": [list(row) for row in self.history], "best": list(self.best) if self.best else None}
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        """Continue a checkpoint's rounds (its best weights are copied to `path` by the runner)."""
+        self.history = [(int(step), float(score)) for step, score in saved["history"]]
+        self.best = (int(saved["best"][0]), float(saved["best"][1])) if saved["best"] else None
 
     def validate(self) -> float:
         """One validation round now, told to the judge (its answer in `verdict`); returns its score."""

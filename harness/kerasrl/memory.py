@@ -9,6 +9,7 @@ arrays (`States`)."""
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Sequence
 from typing import Any, NamedTuple, overload
 
@@ -139,6 +140,59 @@ class RingMemory(Memory):
         if self.components is not None:
             config["components"] = self.components
         return config
+
+    # --- checkpoints (harness.kerasrl.checkpoint) ------------------------------------------------
+    def get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Everything stored, for an exact resume: arrays (observations in their own dtype, so
+        uint8 frames stay uint8) and JSON-ready scalars. keras-rl's recent-state window
+        (`recent_observations`, `recent_terminals`) is part of it: at an episode's start it still
+        holds the end of the previous episode, which the first state's window is built from."""
+        arrays = {"actions": self.actions, "rewards": self.rewards, "terminals": self.terminals}
+        if self.observations is not None:
+            arrays["observations"] = self.observations
+        for k, part in enumerate(self.parts or ()):
+            arrays[f"part{k}"] = part
+        recent = list(self.recent_observations)
+        if recent and self.components is None:
+            arrays["recent"] = np.stack(recent)
+        elif recent:
+            for k in range(self.components or 0):
+                arrays[f"recent{k}"] = np.stack([observation[k] for observation in recent])
+        meta = {
+            "kind": type(self).__name__,
+            "limit": self.limit,
+            "window_length": self.window_length,
+            "components": self.components,
+            "next": self._next,
+            "count": self._count,
+            "recent": len(recent),
+            "recent_terminals": [bool(t) for t in self.recent_terminals],
+        }
+        return arrays, meta
+
+    def set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        """Put back what `get_state` returned (of a memory of the same kind, limit and window)."""
+        mine = (type(self).__name__, self.limit, self.window_length)
+        theirs = (meta["kind"], meta["limit"], meta["window_length"])
+        if mine != theirs:
+            raise ValueError(
+                f"the checkpoint holds a {theirs[0]}(limit={theirs[1]}, window_length={theirs[2]}); "
+                f"this run has a {mine[0]}(limit={mine[1]}, window_length={mine[2]})"
+            )
+        if meta["components"] is not None:
+            self.use_components(int(meta["components"]))
+        self.actions, self.rewards, self.terminals = arrays["actions"], arrays["rewards"], arrays["terminals"]
+        self.observations = arrays.get("observations")
+        parts = [arrays[f"part{k}"] for k in range(self.components or 0) if f"part{k}" in arrays]
+        self.parts = tuple(parts) if parts else None
+        self._next, self._count = int(meta["next"]), int(meta["count"])
+        if self.components is None:
+            recent: list = list(arrays["recent"]) if meta["recent"] else []
+        else:
+            columns = [arrays[f"recent{k}"] for k in range(self.components)] if meta["recent"] else []
+            recent = [tuple(column[i] for column in columns) for i in range(int(meta["recent"]))]
+        self.recent_observations = deque(recent, maxlen=self.window_length)
+        self.recent_terminals = deque(meta["recent_terminals"], maxlen=self.window_length)
 
     # --- storage ------------------------------------------------------------------------------
     def use_components(self, components: int) -> None:

@@ -1,11 +1,17 @@
 """Noisy networks (Fortunato et al. 2018): `NoisyDense`, a dense layer with learned, factorised
 Gaussian noise on its weights, and the switch that turns the noise off for greedy play.
 
-keras-rl has no noisy layers. The layer draws fresh noise every time its graph runs (TensorFlow
-random ops seeded by the run's graph seed, so the same seed gives the same noise): once per acting
+keras-rl has no noisy layers. The layer draws fresh noise every time its graph runs: once per acting
 step and independently for each network pass of a train step (the online network on the batch's
 states, on its next states, and the target network), one draw shared by the batch, as in the
 paper's DQN variant.
+
+Why stateless random ops: a stateful TensorFlow random op keeps its position in the session's
+kernels, where no checkpoint can reach it, so a resumed run would draw other noise. Here each use
+of a layer in the graph (each "call site") has a counter variable that its own draws advance by
+one, and the noise is `stateless_normal` keyed by (the call site's seed, the counter): the same
+numbers every time for a seed, and a checkpoint that saves the counters (`noise_counters`)
+resumes the noise exactly. The call site's seed comes from the graph seed, as a stateful op's would.
 
 Greedy play (evaluation, validation rounds, `make play`, the demo GIF) uses the mean weights,
 noise off: the greedy policy is then the network's own best guess, the same every time, so a run's
@@ -16,11 +22,12 @@ what explores.
 from __future__ import annotations
 
 import math
+import zlib
 from typing import Any
 
 from harness.kerasrl.compat import keras, tf, track_variable
 
-__all__ = ["NoisyDense", "noisy_layers"]
+__all__ = ["NoisyDense", "noise_counters", "noisy_layers"]
 
 
 def _scaled(noise: Any) -> Any:
@@ -61,12 +68,29 @@ class NoisyDense(keras.layers.Layer):
         scale = tf.compat.v1.Variable(1.0, trainable=False, dtype=tf.float32, name=f"{self.name}_noise_scale")
         object.__setattr__(self, "noise_scale", scale)
         track_variable(scale)  # Keras' session initialises the variables it tracks
+        object.__setattr__(self, "draw_counters", [])  # one per call site, not weights either
         super().build(input_shape)
+
+    def _draw_seeds(self) -> tuple[Any, Any]:
+        """Two stateless seeds for this call site's next draw (see the module docstring)."""
+        graph_seed, op_seed = tf.compat.v1.random.get_seed(None)  # the graph seed and this op's place
+        if op_seed is None:  # no graph seed: still a seed of its own per call site
+            graph_seed, op_seed = 0, zlib.crc32(f"{self.name}/{len(self.draw_counters)}".encode())
+        key = (int(graph_seed) * 1_000_003 + int(op_seed)) * 2 % 2**62
+        counter = tf.compat.v1.Variable(
+            0, trainable=False, dtype=tf.int64, name=f"{self.name}_draws_{len(self.draw_counters)}"
+        )
+        track_variable(counter)  # Keras' session initialises it
+        self.draw_counters.append(counter)
+        draw = counter.assign_add(1)  # this call site's draws only: no other op races it
+        first, second = (tf.stack([tf.constant(key + k, tf.int64), draw]) for k in (0, 1))
+        return first, second
 
     def call(self, inputs: Any) -> Any:
         dtype = self.compute_dtype
-        eps_in = _scaled(tf.random.normal((self.mu_kernel.shape[0],), dtype=dtype))
-        eps_out = _scaled(tf.random.normal((self.units,), dtype=dtype))
+        seed_in, seed_out = self._draw_seeds()
+        eps_in = _scaled(tf.random.stateless_normal((self.mu_kernel.shape[0],), seed=seed_in, dtype=dtype))
+        eps_out = _scaled(tf.random.stateless_normal((self.units,), seed=seed_out, dtype=dtype))
         mean = tf.matmul(inputs, self.mu_kernel) + self.mu_bias
         # x (sigma_W * f(eps_in) f(eps_out)^T) = ((x * f(eps_in)) sigma_W) * f(eps_out): no p x q noise matrix.
         noise = (tf.matmul(inputs * eps_in, self.sigma_kernel) + self.sigma_bias) * eps_out
@@ -85,3 +109,9 @@ def noisy_layers(model: Any) -> list[NoisyDense]:
     """The model's NoisyDense layers, at any depth (nested models, layers holding layers such as
     the dueling atoms' streams)."""
     return [module for module in model.submodules if isinstance(module, NoisyDense)]
+
+
+def noise_counters(model: Any) -> list[Any]:
+    """The draw counters of the model's noisy layers, in the order they were made (a checkpoint
+    saves their values; harness.kerasrl.checkpoint)."""
+    return [counter for layer in noisy_layers(model) for counter in layer.draw_counters]

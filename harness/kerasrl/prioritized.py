@@ -219,6 +219,34 @@ class PrioritizedRingMemory(RingMemory):
         self._pending.update(latest)
         self.max_priority = max(self.max_priority, float(priorities.max()))
 
+    def get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """RingMemory's state plus the priorities, the sum tree as it is and the priorities still
+        waiting for it (saved, not flushed, so that a checkpoint changes nothing of the run), the
+        largest priority and the generator's state."""
+        arrays, meta = super().get_state()
+        arrays["priorities"] = self.priorities
+        for depth, level in enumerate(self.tree.levels):
+            arrays[f"tree{depth}"] = level
+        arrays["pending_slots"] = np.fromiter(self._pending.keys(), dtype=np.int64, count=len(self._pending))
+        arrays["pending_values"] = np.fromiter(self._pending.values(), dtype=np.float64, count=len(self._pending))
+        meta.update(
+            tree_total=self.tree.total,
+            max_priority=self.max_priority,
+            drawable=self.drawable,
+            rng=self.rng.bit_generator.state,  # PCG64's state is plain integers
+        )
+        return arrays, meta
+
+    def set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        super().set_state(arrays, meta)
+        self.priorities = arrays["priorities"]
+        self.tree.levels = [arrays[f"tree{depth}"] for depth in range(len(self.tree.levels))]
+        self.tree._total = float(meta["tree_total"])
+        # A dict keeps insertion order, which is the order the tree takes them in.
+        self._pending = dict(zip(arrays["pending_slots"].tolist(), arrays["pending_values"].tolist(), strict=True))
+        self.max_priority, self.drawable = float(meta["max_priority"]), int(meta["drawable"])
+        self.rng.bit_generator.state = meta["rng"]
+
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(alpha=self.alpha, beta0=self.beta0, eps=self.eps, beta_steps=self.beta_steps)

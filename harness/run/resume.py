@@ -1,8 +1,14 @@
 """Resuming a run: which experiment it continues and where, checked before anything is written.
 
-`run NAME --resume RUN_DIR` continues RUN_DIR in a new run directory from its newest saved
-weights (harness.core.rundir.find_resume_point) and their global step; STEPS is the new total
-budget. The replay memory is not saved: it refills, and training waits `nb_steps_warmup` again.
+`run NAME --resume RUN_DIR` continues RUN_DIR in a new run directory from its newest complete
+checkpoint (harness.core.rundir.find_resume_point; a newer incomplete one is skipped with a
+warning); STEPS is the new total budget. A checkpoint (harness.kerasrl.checkpoint) holds the whole
+training state: both networks, the optimizer's slots, the replay memory, the global step, every
+random generator and the metrics and validation histories; it is taken at the first episode end
+after every `checkpoint_interval` steps, so the resumed run gives the same episodes, metrics and
+final weights as the uninterrupted run, bit for bit. Without the memory (`checkpoint_memory=false`,
+or `fast_path=false`, whose keras-rl SequentialMemory is not saved) and from an older run's weights
+alone, the memory refills and training waits `nb_steps_warmup` again: the run goes on, not exactly.
 """
 
 from __future__ import annotations
@@ -13,7 +19,14 @@ from typing import Any
 
 from harness.core.errors import UserError
 from harness.core.registry import load_experiment, with_overrides
-from harness.core.rundir import ResumePoint, experiment_from_config, find_resume_point, read_config, require_run_dir
+from harness.core.rundir import (
+    ResumePoint,
+    experiment_from_config,
+    find_resume_point,
+    read_config,
+    read_summary,
+    require_run_dir,
+)
 from harness.core.schema import Experiment
 
 
@@ -51,9 +64,13 @@ def find_start(exp: Experiment, resume_from: str | Path) -> ResumePoint:
     if exp.name:
         _check_parent_name(config, run_dir, exp.name)
     point = find_resume_point(run_dir)
-    if point.step >= exp.nb_steps:
+    # A finished run's newest checkpoint is usually a little before its end (checkpoints wait for
+    # an episode end); what it reached is what it trained.
+    summary = read_summary(run_dir) or {}
+    reached = max(point.step, summary["steps"] if isinstance(summary.get("steps"), int) else 0)
+    if reached >= exp.nb_steps:
         raise UserError(
-            f"RESUME={str(run_dir)!r} already reached step {point.step} of nb_steps={exp.nb_steps}; "
-            f"expected STEPS=<a total larger than {point.step}> to train further"
+            f"RESUME={str(run_dir)!r} already reached step {reached} of nb_steps={exp.nb_steps}; "
+            f"expected STEPS=<a total larger than {reached}> to train further"
         )
     return point

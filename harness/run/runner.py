@@ -1,8 +1,10 @@
 """The runner: one run of an experiment, as a short sequence of named steps (Dopamine's `Runner`).
 
-    build the seeded agent (and load the resumed weights)  -- every mistake a UserError, no files yet
+    build the seeded agent (and load the resumed state)    -- every mistake a UserError, no files yet
     make the run directory, write config.json
-    train with keras-rl's `fit` and the harness callbacks   -- a signal stops it at the next step
+    train with keras-rl's `fit` and the harness callbacks   -- a signal stops it at the next step;
+                                                               the training state is checkpointed
+                                                               at episode ends (exact resume)
     save metrics, model and final weights
     choose the weights to evaluate (the best validated, with validation_interval)
     evaluate greedily, and play the scripted players on the same episodes
@@ -23,6 +25,7 @@ import dataclasses
 import datetime as dt
 import platform
 import random
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -36,18 +39,19 @@ from harness.core.rundir import ResumePoint
 from harness.core.schema import Experiment, onednn_wanted
 from harness.core.scoring import EVAL_SEED_OFFSET, VALIDATION_SEED_OFFSET, score_episodes
 from harness.core.signals import SignalCatcher, signal_name
-from harness.kerasrl import compat
+from harness.kerasrl import checkpoint, compat
 from harness.kerasrl.adapters import KerasRLEnv
 from harness.kerasrl.agents import build_agent, load_weights_checked, make_env, new_session, write_weights
 from harness.kerasrl.callbacks import (
     BestWeightsKeeper,
     Diverged,
     DivergenceGuard,
+    GlobalStep,
     Judge,
     MetricsFileLogger,
     ProgressLogger,
     Pruned,
-    PruningCheckpoint,
+    StateCheckpoint,
 )
 from harness.kerasrl.tensorboard import TensorBoardLogger
 from harness.run.evaluation import evaluate
@@ -118,6 +122,7 @@ class _Run:
     env: KerasRLEnv
     agent: Any
     wall_start: float
+    saved: dict[str, Any] | None = None  # a resumed checkpoint's state.json (harness.kerasrl.checkpoint)
     run_dir: Path = Path()
     started: dt.datetime = dt.datetime.min
     file_logger: MetricsFileLogger | None = None
@@ -220,16 +225,41 @@ def _build(exp: Experiment, log: TextIO, resume: ResumePoint | None) -> _Run:
     seed_everything(exp.seed)
     env = make_env(exp, seed=exp.seed)
     try:
-        # A resumed run numbers everything by global step: the epsilon schedule (step_offset), the
-        # checkpoints, metrics.json's nb_steps, progress lines and TensorBoard.
-        agent = build_agent(exp, env, step_offset=resume.step if resume else 0)
-        if resume is not None:
-            # keras-rl's load_weights also copies them to the target network.
-            load_weights_checked(agent, resume.weights, f"the network of experiment {exp.name!r}")
+        # The agent counts global steps (callbacks.GlobalStep), so its schedules need no offset.
+        agent = build_agent(exp, env)
+        saved = _load_resume_point(exp, agent, resume)
     except BaseException:
         env.close()
         raise
-    return _Run(exp=exp, log=log, resume=resume, env=env, agent=agent, wall_start=wall_start)
+    return _Run(exp=exp, log=log, resume=resume, env=env, agent=agent, wall_start=wall_start, saved=saved)
+
+
+def _load_resume_point(exp: Experiment, agent: Any, resume: ResumePoint | None) -> dict[str, Any] | None:
+    """Load what the resumed run starts from into `agent`: a whole checkpointed state (returned:
+    its state.json), or an older run's weights alone (None)."""
+    if resume is None:
+        return None
+    what = f"the network of experiment {exp.name!r}"
+    saved = None
+    if resume.state is not None:
+        saved = checkpoint.load(resume.state, agent, what)
+    else:
+        load_weights_checked(agent, resume.weights, what)  # keras-rl's load_weights also fills the target
+    if saved is None or saved["memory"] is None:
+        # No replay memory to go on with: it refills, and training waits nb_steps_warmup again.
+        agent.nb_steps_warmup = resume.step + exp.nb_steps_warmup
+    return saved
+
+
+def _resume_note(saved: dict[str, Any] | None) -> str:
+    """Whether the resumed run continues exactly, and if not what it lacks (one clause)."""
+    if saved is None:
+        return "weights only, not exact: the replay memory refills and the random generators start from the seed"
+    if saved["memory"] is None:
+        return "not exact: the checkpoint has no replay memory (checkpoint_memory=false or fast_path=false); it refills"
+    if not saved["optimizer"]:
+        return "not exact: keras-rl's stock DQNAgent (fast_path=false) starts with fresh optimizer slots"
+    return "exact: networks, optimizer, replay memory, random generators and histories"
 
 
 def _say(state: _Run, text: str) -> None:
@@ -249,10 +279,13 @@ def _make_run_dir(state: _Run, runs_dir: str | Path, command: list[str] | None) 
     # harness.launch.sweep reads this first line to learn where the run writes.
     _say(state, f"run {exp.name} seed {exp.seed} -> {state.run_dir}")
     if resume is not None:
+        for warning in resume.skipped:
+            _say(state, warning)
+        where = resume.state.name if resume.state is not None else resume.weights.name
         _say(
             state,
-            f"resuming {resume.run_dir} at step {resume.step} ({resume.source} {resume.weights.name}); "
-            f"{state.nb_steps} steps left of {exp.nb_steps}",
+            f"resuming {resume.run_dir} at step {resume.step} ({resume.source} {where}; "
+            f"{_resume_note(state.saved)}); {state.nb_steps} steps left of {exp.nb_steps}",
         )
 
 
@@ -275,6 +308,8 @@ def _write_config(state: _Run, command: list[str] | None) -> None:
                         "resumed_from": str(resume.run_dir),
                         "resumed_at_step": resume.step,
                         "resumed_from_weights": str(resume.weights),
+                        "resumed_from_state": str(resume.state) if resume.state is not None else None,
+                        "resume": _resume_note(state.saved),
                     }
                     if resume is not None
                     else {}
@@ -287,11 +322,11 @@ def _write_config(state: _Run, command: list[str] | None) -> None:
 
 def _callbacks(state: _Run) -> list[Any]:
     exp, run_dir, offset = state.exp, state.run_dir, state.start_step
-    state.file_logger = MetricsFileLogger(run_dir / rundir.METRICS, step_offset=offset)
-    callbacks: list[Any] = [
+    state.file_logger = MetricsFileLogger(run_dir / rundir.METRICS)
+    callbacks: list[Any] = [GlobalStep(offset)] if offset else []
+    callbacks += [
         state.file_logger,
-        DivergenceGuard(step_offset=offset),  # before the checkpoint: none is written from diverged weights
-        PruningCheckpoint(run_dir, interval=exp.checkpoint_interval, keep=exp.keep_checkpoints, step_offset=offset),
+        DivergenceGuard(),
         ProgressLogger(
             state.nb_steps, exp.log_interval or max(1, state.nb_steps // 20), step_offset=offset, stream=state.log
         ),
@@ -310,17 +345,53 @@ def _callbacks(state: _Run) -> list[Any]:
             judge=state.judge,
         )
         callbacks.append(state.keeper)
+    # After the metrics logger, so that a checkpoint holds the episode that just ended.
+    callbacks.append(
+        StateCheckpoint(
+            run_dir,
+            exp.checkpoint_interval,
+            exp.keep_checkpoints,
+            start_step=offset,
+            with_memory=exp.checkpoint_memory,
+            collect=lambda: _carried(state),
+            best_weights=state.keeper.path if state.keeper is not None else None,
+        )
+    )
     callbacks.extend(factory(run_dir) for factory in exp.callbacks)
+    if state.saved is not None:
+        _continue_callbacks(state, state.saved)
     return callbacks
 
 
+def _carried(state: _Run) -> dict[str, Any]:
+    """What a checkpoint keeps of the callbacks: metrics.json's episodes and the validation rounds."""
+    assert state.file_logger is not None
+    return {
+        "metrics": state.file_logger.data,
+        "validation": state.keeper.state() if state.keeper is not None else None,
+    }
+
+
+def _continue_callbacks(state: _Run, saved: dict[str, Any]) -> None:
+    assert state.file_logger is not None and state.resume is not None and state.resume.state is not None
+    state.file_logger.restore(saved["metrics"])
+    if state.keeper is not None and saved.get("validation"):
+        state.keeper.restore(saved["validation"])
+        best = state.resume.state / checkpoint.BEST_WEIGHTS
+        if best.is_file():
+            files.write_with(state.keeper.path, lambda tmp: shutil.copyfile(best, tmp))
+
+
 def _train(state: _Run, callbacks: list[Any], catcher: SignalCatcher) -> None:
+    if state.saved is not None:
+        # Last, so that nothing drawn while the agent and callbacks were built moves the streams on.
+        checkpoint.restore_random_states(state.env, state.saved["random"])
     started = time.monotonic()
     with catcher.interruptible():
         try:
             state.agent.fit(
                 state.env,
-                nb_steps=state.nb_steps,
+                nb_steps=state.exp.nb_steps,  # the total: the agent counts global steps (GlobalStep)
                 action_repetition=state.exp.action_repetition,
                 callbacks=callbacks,
                 verbose=0,
@@ -337,8 +408,10 @@ def _train(state: _Run, callbacks: list[Any], catcher: SignalCatcher) -> None:
     assert state.file_logger is not None
     # keras-rl flushes metrics in `on_train_end`, which a signal during `on_train_begin` skips.
     state.file_logger.save_data()
-    # A diverged or pruned step ran, but left `fit` before keras-rl counted it.
-    state.steps_this_run = int(state.agent.step) + (state.diverged is not None or state.pruned is not None)
+    # A diverged or pruned step ran, but left `fit` before keras-rl counted it. (The agent's step is
+    # fit's 0 until GlobalStep sets it, if a signal came first.)
+    counted = max(int(state.agent.step) - state.start_step, 0)
+    state.steps_this_run = counted + (state.diverged is not None or state.pruned is not None)
     state.episodes = len(state.file_logger.data.get("episode", []))
 
 
