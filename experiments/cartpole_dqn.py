@@ -68,3 +68,16 @@ EXPERIMENT = Experiment(
     eval_episodes=20,
     checkpoint_interval=10_000,
 )
+
+# What `make tune NAME=cartpole_dqn` searches (harness/core/space.py): the zoo's values sit inside
+# every range, and the two translations above that are guesses (the target refresh and the
+# update rhythm) are tuned too.
+SEARCH_SPACE = {
+    "learning_rate": {"log_uniform": [1e-4, 1e-2]},
+    "batch_size": {"categorical": [32, 64, 128]},
+    "train_interval": {"categorical": [1, 2, 4]},
+    "target_model_update": {"categorical": [64, 256, 1000, 4000]},
+    "eps_anneal_steps": {"categorical": [4_000, 8_000, 16_000]},
+    "gamma": {"categorical": [0.98, 0.99, 0.995]},
+    "enable_double_dqn": {"categorical": [False, True]},
+}
