@@ -117,6 +117,18 @@ def test_an_incomplete_newest_checkpoint_is_skipped_with_a_warning(tmp_path, new
     assert warning.startswith("warning: checkpoint ") and reason in warning and "\n" not in warning
 
 
+def test_the_temporary_folder_a_kill_during_a_checkpoint_write_leaves_is_ignored(tmp_path):
+    """A SIGKILL while a checkpoint is written leaves its temporary `.state-<step>.*` folder (the
+    rename into `state-<step>/` comes last): resume takes the newest complete checkpoint, silently."""
+    run_dir = _run_dir(tmp_path, final_steps=None, weights=False)
+    older = _state_dir(run_dir, 300)
+    partial = run_dir / "checkpoints" / ".state-000000600.k3j2"
+    partial.mkdir()
+    (partial / "weights.h5").write_bytes(b"w" * 10)
+    point = find_resume_point(run_dir)
+    assert (point.state, point.step) == (older, 300) and not point.skipped
+
+
 # ---------------------------------------------------------------------------------------------
 # Memories and random generators through a checkpoint's formats (npz without pickle, strict JSON)
 
