@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.cli import OneLineParser, positive_int, run_main
+from harness.core.errors import UserError
 
 _MB = 1e6
 
@@ -80,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
+    if args.dir is not None and not Path(args.dir).is_dir():
+        raise UserError(f"DIR={args.dir!r} is not a directory; expected an existing folder to write the checkpoints in")
     print(f"cave_conv checkpoint, {args.transitions:,}-transition replay memory, {args.repeats} writes", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-checkpoint-", dir=args.dir) as base:
         results = measure(args.transitions, args.repeats, Path(base))
