@@ -24,6 +24,14 @@ __all__ = ["PrioritizedRingMemory", "SumTree"]
 _MAX_PENDING = 4096
 
 
+def _running_sums(values: np.ndarray) -> np.ndarray:
+    """Running sums along the last axis: `np.cumsum`'s numbers, the same additions in the same
+    order, from the ufunc directly. Why: for the small (batch, 32) blocks of a tree level,
+    np.cumsum's dispatch costs more than the additions (measured: 15 against 6 microseconds for
+    32 x 32, identical results)."""
+    return np.add.accumulate(values, axis=-1)
+
+
 class SumTree:
     """Non-negative values in `size` leaves and their sums, in a tree of branching factor `branching`.
 
@@ -67,8 +75,8 @@ class SumTree:
         for depth in range(len(self.levels) - 1, 0, -1):
             index = index // k
             groups = self.levels[depth].reshape(-1, k)[index]
-            self.levels[depth - 1][index] = np.cumsum(groups, axis=1)[:, -1]
-        self._total = float(np.cumsum(self.levels[0])[-1])
+            self.levels[depth - 1][index] = _running_sums(groups)[:, -1]
+        self._total = float(_running_sums(self.levels[0])[-1])
 
     def find(self, mass: np.ndarray) -> np.ndarray:
         """For each `mass` in [0, total): the leaf i with prefix(i) <= mass < prefix(i + 1)."""
@@ -78,11 +86,11 @@ class SumTree:
         index = np.zeros(len(mass), dtype=np.int64)
         for level in self.levels:
             children = level.reshape(-1, k)[index]
-            prefix = np.cumsum(children, axis=1)
+            prefix = _running_sums(children)
             child = (prefix <= mass[:, None]).sum(axis=1)
             np.minimum(child, k - 1, out=child)
             at = row_starts + child
-            mass -= (prefix - children).ravel()[at]  # the sum of the children before `child`
+            mass -= prefix.ravel()[at] - children.ravel()[at]  # the sum of the children before `child`
             index *= k
             index += child
         return index
