@@ -85,6 +85,16 @@ class Experiment:
     v_min: float = setting(-10.0, "C51: the smallest return the support represents")
     v_max: float = setting(10.0, "C51: the largest return the support represents")
     dueling_type: str = setting("avg", f"dueling aggregation, one of {DUELING_TYPES}")
+    recurrent: bool = setting(
+        False,
+        "recurrent DQN (DRQN): the network's per-frame layers -> LSTM(lstm_units) -> Q head, trained on "
+        "replayed sequences; needs window_length=1 (fast path)",
+    )
+    lstm_units: int = setting(512, "recurrent: units of the LSTM (its state is zero at every episode start)")
+    sequence_length: int = setting(10, "recurrent: steps of each replayed sequence that carry loss")
+    burn_in: int = setting(
+        5, "recurrent: steps before each sequence's loss steps that only warm the LSTM state up (R2D2's burn-in)"
+    )
     optimizer: str = setting("rmsprop", f"optimizer, one of {OPTIMIZERS}")
     learning_rate: float | None = setting(None, "learning rate (None: the optimizer's default)")
     loss: Any = setting("huber", f"loss, one of {LOSSES} or a function (y_true, y_pred) -> elementwise loss")
@@ -145,10 +155,12 @@ class Experiment:
             if beyond:
                 raise UserError(
                     f"{where}: {', '.join(beyond)} needs the fast path (fast_path=true); keras-rl's "
-                    f"stock DQNAgent has one-step uniform replay and plain dense layers only"
+                    f"stock DQNAgent has one-step uniform replay and plain feed-forward networks only"
                 )
         if self.distributional:
             self._check_distributional(where)
+        if self.recurrent:
+            self._check_recurrent(where)
         for factory in self.callbacks:
             if not callable(factory):
                 raise UserError(f"{where}: callbacks must be functions run_dir -> Callback; got {factory!r}")
@@ -163,6 +175,23 @@ class Experiment:
             raise UserError(
                 f"{where}: loss={self.loss!r} does not apply with distributional=true, which trains on the "
                 "cross-entropy of the projected target; expected the default loss"
+            )
+
+    def _check_recurrent(self, where: str) -> None:
+        """The combinations the recurrent agent (harness.kerasrl.recurrent) does not support."""
+        unsupported = [
+            ("window_length", 1, "the LSTM carries the past (expected window_length=1)"),
+            ("memory_interval", 1, "replayed sequences need every step stored (expected memory_interval=1)"),
+            ("prioritized_replay", False, "sequence replay is uniform (expected prioritized_replay=false)"),
+            ("precision", "float32", "the LSTM runs in float32 (expected precision=float32)"),
+        ]
+        for name, allowed, why in unsupported:
+            if getattr(self, name) != allowed:
+                raise UserError(f"{where}: {name}={getattr(self, name)!r} with recurrent=true: {why}")
+        if self.network not in ("conv", "dense"):
+            raise UserError(
+                f"{where}: network={self.network!r} with recurrent=true; expected conv or dense "
+                "(their layers encode each frame before the LSTM)"
             )
 
     def to_dict(self) -> dict[str, Any]:
@@ -217,8 +246,10 @@ _POSITIVE = (
     "checkpoint_interval",
     "keep_checkpoints",
     "n_step",
+    "lstm_units",
+    "sequence_length",
 )
-_NON_NEGATIVE = ("nb_steps_warmup", "eps_anneal_steps", "seed", "validation_interval")
+_NON_NEGATIVE = ("nb_steps_warmup", "eps_anneal_steps", "seed", "validation_interval", "burn_in")
 
 
 def _one_of(names: tuple[str, ...]) -> tuple[str, Callable[[Any], bool]]:
@@ -254,7 +285,13 @@ _RANGE_CHECKS: tuple[tuple[str, str, Callable[[Any], bool]], ...] = (
 
 
 # Settings keras-rl's stock DQNAgent cannot honour, with their off value.
-_FAST_PATH_ONLY = (("n_step", 1), ("prioritized_replay", False), ("noisy", False), ("distributional", False))
+_FAST_PATH_ONLY = (
+    ("n_step", 1),
+    ("prioritized_replay", False),
+    ("noisy", False),
+    ("distributional", False),
+    ("recurrent", False),
+)
 
 
 def _jsonable(value: Any) -> Any:

@@ -8,6 +8,8 @@
   prioritized  PrioritizedRingMemory and its sum tree: proportional prioritized replay
   noisy        NoisyDense: noisy networks, and the switch that turns the noise off for greedy play
   distributional  C51: the categorical Q head, its dueling form, the projected target
+  recurrent    RecurrentDQNAgent and its network: DRQN (per-frame encoder -> LSTM -> Q head), burn-in
+  sequence_memory  SequenceMemory: sequence replay for the recurrent agent, never across an episode start
   models       network builders named by experiments
   optimizers   RMSPropGraves, optimizers and losses by name
   policies     the epsilon schedule read at an offset step (keras-rl's at offset 0)

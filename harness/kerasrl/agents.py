@@ -110,6 +110,10 @@ def make_memory(exp: Experiment, step_offset: int = 0) -> Any:
     """The replay memory: on the fast path harness.kerasrl's RingMemory (PrioritizedRingMemory with
     prioritized_replay, its beta annealed over the run's nb_steps from `step_offset`), else
     keras-rl's SequentialMemory."""
+    if exp.fast_path and exp.recurrent:
+        from harness.kerasrl.sequence_memory import SequenceMemory
+
+        return SequenceMemory(limit=exp.memory_limit, seed=exp.seed)
     if exp.fast_path and exp.prioritized_replay:
         from harness.kerasrl.prioritized import PrioritizedRingMemory
 
@@ -135,6 +139,21 @@ def build_model(exp: Experiment, env: KerasRLEnv, processor: Processor | None) -
     assert shape is not None  # the networks take array observations, which have a shape
     obs_shape = tuple(shape)
     input_shape = network_input_shape(exp, obs_shape, processor)
+    if exp.recurrent:
+        from harness.kerasrl.recurrent import recurrent_network
+
+        # One frame per step (window_length=1): what the processor makes of a one-observation window.
+        return recurrent_network(
+            exp.network,
+            input_shape,
+            _nb_actions(env),
+            dict(exp.network_kwargs),
+            exp.lstm_units,
+            dueling_type=exp.dueling_type if exp.enable_dueling_network and not exp.distributional else None,
+            noisy_sigma0=exp.noisy_sigma0 if exp.noisy else None,
+            distribution=distribution_of(exp),
+            precision=exp.precision,
+        )
     return build_network(
         exp.network,
         input_shape,
@@ -205,6 +224,14 @@ def agent_class_and_options(exp: Experiment) -> tuple[type, dict[str, Any]]:
     """The agent class for `exp` and the options only it takes."""
     from harness.kerasrl.optimizers import make_loss
 
+    if exp.fast_path and exp.recurrent:
+        from harness.kerasrl.recurrent import RecurrentDQNAgent
+
+        recurrent: dict[str, Any] = {"sequence_length": exp.sequence_length, "burn_in": exp.burn_in}
+        recurrent["n_step"] = exp.n_step
+        if exp.loss != "huber":
+            recurrent["loss_fn"] = make_loss(exp.loss, exp.delta_clip)
+        return RecurrentDQNAgent, recurrent
     if exp.fast_path:
         from harness.kerasrl.fast import FastDQNAgent
 
@@ -243,7 +270,8 @@ def build_agent(exp: Experiment, env: KerasRLEnv, model: keras.Model | None = No
         delta_clip=exp.delta_clip,
         enable_double_dqn=exp.enable_double_dqn,
         # A distributional network has its dueling head built in (DuelingAtoms); keras-rl's is scalar.
-        enable_dueling_network=exp.enable_dueling_network and not exp.distributional,
+        # The recurrent network has its dueling head built in too (DuelingAtoms with one atom).
+        enable_dueling_network=exp.enable_dueling_network and not exp.distributional and not exp.recurrent,
         dueling_type=exp.dueling_type,
         **options,
     )

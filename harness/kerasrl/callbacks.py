@@ -309,10 +309,15 @@ def play_greedy(agent: Any, env: Any, episodes: int, action_repetition: int = 1)
     """
     # Greedy play is not training: with noisy layers the agent then acts on its mean weights.
     training, agent.training = agent.training, False
+    # A recurrent agent (harness.kerasrl.recurrent) carries an LSTM state between steps: each greedy
+    # episode starts from zero, and the training episode this interrupts gets its own state back.
+    held = agent.acting_state if getattr(agent, "recurrent", False) else None
     try:
         return _play_greedy(agent, env, episodes, action_repetition)
     finally:
         agent.training = training
+        if held is not None:
+            agent.acting_state = held
 
 
 def _play_greedy(agent: Any, env: Any, episodes: int, action_repetition: int) -> EpisodeRecorder:
@@ -321,6 +326,8 @@ def _play_greedy(agent: Any, env: Any, episodes: int, action_repetition: int) ->
     window = int(getattr(agent.memory, "window_length", 1))
     for _ in range(episodes):
         observation = env.reset()
+        if getattr(agent, "recurrent", False):
+            agent.reset_states()  # as keras-rl's test does at every episode start
         if processor is not None:
             observation = processor.process_observation(observation)
         states = [np.zeros_like(observation)] * (window - 1) + [observation]

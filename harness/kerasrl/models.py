@@ -64,6 +64,32 @@ def dense(
     return model
 
 
+def conv_layers(
+    input_shape: Sequence[int],
+    filters: Sequence[int],
+    kernel_sizes: Sequence[int],
+    strides: Sequence[int],
+    activation: str,
+) -> list[keras.layers.Layer]:
+    """The conv network's feature layers: the Conv2D layers and the Flatten after them (also the
+    recurrent network's per-frame encoder, harness.kerasrl.recurrent)."""
+    if not (len(filters) == len(kernel_sizes) == len(strides)):
+        raise UserError(
+            f"conv network: filters, kernel_sizes and strides must have the same length; "
+            f"got {len(filters)}, {len(kernel_sizes)}, {len(strides)}"
+        )
+    if len(input_shape) != 3:
+        raise UserError(
+            f"conv network needs a (height, width, channels) input; got {tuple(input_shape)} "
+            "(use a processor that arranges frames channels-last)"
+        )
+    convs: list[keras.layers.Layer] = [
+        layers.Conv2D(int(n), int(k), strides=int(s), padding="same", activation=activation)
+        for n, k, s in zip(filters, kernel_sizes, strides, strict=True)
+    ]
+    return [*convs, layers.Flatten()]
+
+
 def conv(
     input_shape: Sequence[int],
     nb_actions: int,
@@ -78,21 +104,10 @@ def conv(
     """Three Conv2D layers (channels-last input: height, width, stacked frames), a dense relu layer
     and a linear Q head: the article's pixel network (DQN Nature defaults; small screens pass
     smaller kernels and strides)."""
-    if not (len(filters) == len(kernel_sizes) == len(strides)):
-        raise UserError(
-            f"conv network: filters, kernel_sizes and strides must have the same length; "
-            f"got {len(filters)}, {len(kernel_sizes)}, {len(strides)}"
-        )
-    if len(input_shape) != 3:
-        raise UserError(
-            f"conv network needs a (height, width, channels) input; got {tuple(input_shape)} "
-            "(use a processor that arranges frames channels-last)"
-        )
     model = keras.Sequential(name="conv_q")
     model.add(layers.InputLayer(input_shape=tuple(input_shape)))
-    for n, k, s in zip(filters, kernel_sizes, strides, strict=True):
-        model.add(layers.Conv2D(int(n), int(k), strides=int(s), padding="same", activation=activation))
-    model.add(layers.Flatten())
+    for layer in conv_layers(input_shape, filters, kernel_sizes, strides, activation):
+        model.add(layer)
     model.add(_dense(int(hidden), noisy_sigma0, activation=activation))
     _add_q_head(model, nb_actions, noisy_sigma0, distribution)
     return model
