@@ -132,6 +132,7 @@ def test_cave_conv_learns_to_avoid_blocks(tmp_path):
     assert summary["wall_seconds"] < 45 * 60
 
 
+@pytest.mark.slow  # make test's time: test_distributional runs every component together on a small game
 def test_cave_rainbow_smoke_runs_and_play_replays_it(tmp_path):
     """Every Rainbow component on the conv network (noisy dueling atoms, n-step, prioritized)."""
     from harness.run.play import play

@@ -36,6 +36,7 @@ def test_onednn_is_on_for_conv_networks_and_off_for_dense():
     assert not onednn_wanted(apply_overrides(load_experiment("cave_conv"), ["onednn=false"]))
 
 
+@pytest.mark.slow  # make test's time: bfloat16 is off by default; cave_conv's same-seed test covers oneDNN
 def test_same_seed_same_numbers_with_onednn_and_bfloat16(tmp_path):
     """Two same-seed catch_conv runs through the CLI (oneDNN on: a conv network; bfloat16 layers)
     log identical metrics and save identical weights; the run records that oneDNN was on."""

@@ -258,6 +258,7 @@ def test_a_study_prunes_reports_and_continues(tmp_path, capsys):
     assert "study 'tune_tiny': 2 trials" in out and "best: trial 1, validation catch_rate" in out
 
 
+@pytest.mark.slow  # make test's time: two trial processes; the pruning study test covers the loop
 def test_a_failing_trial_does_not_stop_the_study(tmp_path):
     # Catch refuses boards smaller than 5: those runs fail when they build their env.
     space = {"env_kwargs": {"categorical": [{"size": 2}, {"size": 8, "interval": 4}, {"size": 3}]}}

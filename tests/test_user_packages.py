@@ -113,6 +113,7 @@ def test_a_users_game_and_experiment_train_through_the_cli(user_repo):
     assert (run_dir / "demo.gif").is_file()  # the env's rgb_array render, found through its module
 
 
+@pytest.mark.slow  # make test's time: the CLI test trains the same user folder in one run
 def test_a_sweep_passes_the_users_folder_to_its_runs(user_repo):
     result = _harness(
         user_repo,
