@@ -175,8 +175,9 @@ def test_cave_killed_with_sigkill_resumes_exactly(tmp_path, checkpoints):
         pytest.param("cave_conv", 300, {**CAVE, "prioritized_replay": True}, marks=pytest.mark.slow),
         ("catch_dense", 450, {**CATCH, "noisy": True}),
         pytest.param("catch_dense", 700, {**CATCH, "target_model_update": 0.01}, marks=pytest.mark.slow),
+        ("catch_dense", 500, {**CATCH, "recurrent": True, "lstm_units": 16, "sequence_length": 4, "burn_in": 2}),
     ],
-    ids=["catch-per-nstep", "cave-per", "catch-noisy", "catch-soft-target"],
+    ids=["catch-per-nstep", "cave-per", "catch-noisy", "catch-soft-target", "catch-recurrent"],
 )
 def test_resume_from_a_finished_runs_checkpoint_ends_where_it_ended(tmp_path, name, steps, settings):
     parent = run(_exp(name, steps, settings), tmp_path / "parent", command=["test"], log=io.StringIO())

@@ -74,6 +74,17 @@ class SequenceMemory(RingMemory):
         config["seed"] = self.seed
         return config
 
+    def get_state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """RingMemory's state plus the sequence generator's, so that a resumed run draws the
+        sequences the uninterrupted one would (harness.kerasrl.checkpoint)."""
+        arrays, meta = super().get_state()
+        meta.update(sequence_rng=self._rng.bit_generator.state)  # PCG64's state is plain integers
+        return arrays, meta
+
+    def set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+        super().set_state(arrays, meta)
+        self._rng.bit_generator.state = meta["sequence_rng"]
+
     def use_components(self, components: int) -> None:
         raise ValueError("SequenceMemory stores array observations; a recurrent network has one input")
 
