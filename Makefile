@@ -164,7 +164,8 @@ bench-step: $(STAMP)
 
 # The default suite: everything not marked slow. TEST_WORKERS pytest-xdist processes share it: on 2
 # idle cores one process took 6 min 5 s, two took 3 min 43 s (most tests wait on a subprocess or a
-# small graph, so one process used only 1.1 cores); with the tests added since, 4 min 20 s. TEST_WORKERS=0 runs it in this process.
+# small graph, so one process used only 1.1 cores); with the tests added since, 4 min 20 s.
+# TEST_WORKERS=0 runs it in this process.
 TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow" -q -n $(TEST_WORKERS)

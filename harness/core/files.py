@@ -13,6 +13,7 @@ import resource
 import shutil
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ _FILE_MODE = 0o666 & ~_UMASK
 
 # The errors that mean "no room": the disk is full, a quota is reached, a file-size limit (ulimit -f).
 _NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_HOOK_LOCK = threading.RLock()
 
 
 @contextlib.contextmanager
@@ -69,14 +71,15 @@ def _held_unraisable() -> Iterator[list[Any]]:
     """Hold the exceptions Python could not raise (sys.unraisablehook) while the block runs, and
     pass the ones still held to the usual hook at its end."""
     held: list[Any] = []
-    usual = sys.unraisablehook
-    sys.unraisablehook = held.append
-    try:
-        yield held
-    finally:
-        sys.unraisablehook = usual
-        for unraisable in held:
-            usual(unraisable)
+    with _HOOK_LOCK:  # the hook is process-wide; writes from several threads (tune's workers) take turns
+        usual = sys.unraisablehook
+        sys.unraisablehook = held.append
+        try:
+            yield held
+        finally:
+            sys.unraisablehook = usual
+            for unraisable in held:
+                usual(unraisable)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
