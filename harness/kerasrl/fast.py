@@ -265,30 +265,7 @@ class FastDQNAgent(DQNAgent):
             metric_tensors.append(tf.reduce_mean(tf.reduce_max(y_pred, axis=-1)))  # keras-rl's mean_q
             self._metric_labels.append("mean_q")
 
-            # Soft target update: reads of the online weights before the optimizer step, writes after
-            # the targets were computed (see the class docstring).
-            pre_reads = []
-            if self.target_model_update < 1.0:
-                pre_reads = [tf.identity(w) for w in model.weights]
-            with tf.control_dependencies(pre_reads):
-                updates = list(optimizer.get_updates(params=model.trainable_weights, loss=loss))
-                updates += model.get_updates_for(None) + model.get_updates_for(model.inputs)
-            update_ops = [u if isinstance(u, (tf.Operation, tf.Tensor)) else tf.compat.v1.assign(*u) for u in updates]
-            if self.target_model_update < 1.0:
-                # keras-rl's rule (rl.util.get_soft_target_model_updates): every weight of the
-                # target moves by tau towards the online network's.
-                tau = self.target_model_update
-                with tf.control_dependencies([returns]):
-                    for target_weight, online_read in zip(target.weights, pre_reads, strict=True):
-                        update_ops.append(
-                            tf.compat.v1.assign(target_weight, tau * online_read + (1.0 - tau) * target_weight)
-                        )
-            train_op = tf.group(*update_ops, name="train")
-
-            hard_update = tf.group(
-                *[tf.compat.v1.assign(t, s) for t, s in zip(target.weights, model.weights, strict=True)],
-                name="target_hard_update",
-            )
+            train_op, hard_update = self._train_ops(model, target, optimizer, loss, returns)
 
             feeds = [*inputs, *state1s, actions, rewards, discounts]
             if is_weights is not None:
@@ -377,6 +354,34 @@ class FastDQNAgent(DQNAgent):
         if self._noise_fns is not None and bool(self.training) != self._noise_on:
             self._noise_on = bool(self.training)
             self._noise_fns[self._noise_on]()
+
+    def _train_ops(self, model: Any, target: Any, optimizer: Any, loss: Any, returns: Any) -> tuple[Any, Any]:
+        """The train op (the optimizer's step, the model's own updates and, when
+        target_model_update < 1, the soft target update) and the hard target update op."""
+        # Soft target update: reads of the online weights before the optimizer step, writes after
+        # the targets (`returns`) were computed (see the class docstring).
+        pre_reads = []
+        if self.target_model_update < 1.0:
+            pre_reads = [tf.identity(w) for w in model.weights]
+        with tf.control_dependencies(pre_reads):
+            updates = list(optimizer.get_updates(params=model.trainable_weights, loss=loss))
+            updates += model.get_updates_for(None) + model.get_updates_for(model.inputs)
+        update_ops = [u if isinstance(u, (tf.Operation, tf.Tensor)) else tf.compat.v1.assign(*u) for u in updates]
+        if self.target_model_update < 1.0:
+            # keras-rl's rule (rl.util.get_soft_target_model_updates): every weight of the
+            # target moves by tau towards the online network's.
+            tau = self.target_model_update
+            with tf.control_dependencies([returns]):
+                for target_weight, online_read in zip(target.weights, pre_reads, strict=True):
+                    update_ops.append(
+                        tf.compat.v1.assign(target_weight, tau * online_read + (1.0 - tau) * target_weight)
+                    )
+        train_op = tf.group(*update_ops, name="train")
+        hard_update = tf.group(
+            *[tf.compat.v1.assign(t, s) for t, s in zip(target.weights, model.weights, strict=True)],
+            name="target_hard_update",
+        )
+        return train_op, hard_update
 
     # --- keras-rl Agent interface ---------------------------------------------------------------
     @property

@@ -289,23 +289,7 @@ class RecurrentDQNAgent(FastDQNAgent):
             metric_tensors.append(tf.reduce_mean(tf.reduce_max(y_pred, axis=-1)))
             self._metric_labels.append("mean_q")
 
-            pre_reads = [tf.identity(w) for w in model.weights] if self.target_model_update < 1.0 else []
-            with tf.control_dependencies(pre_reads):
-                updates = list(optimizer.get_updates(params=model.trainable_weights, loss=loss))
-                updates += model.get_updates_for(None) + model.get_updates_for(model.inputs)
-            update_ops = [u if isinstance(u, (tf.Operation, tf.Tensor)) else tf.compat.v1.assign(*u) for u in updates]
-            if self.target_model_update < 1.0:
-                tau = self.target_model_update  # keras-rl's soft update, as FastDQNAgent does it
-                with tf.control_dependencies([returns]):
-                    for target_weight, online_read in zip(target.weights, pre_reads, strict=True):
-                        update_ops.append(
-                            tf.compat.v1.assign(target_weight, tau * online_read + (1.0 - tau) * target_weight)
-                        )
-            train_op = tf.group(*update_ops, name="train")
-            hard_update = tf.group(
-                *[tf.compat.v1.assign(t, s) for t, s in zip(target.weights, model.weights, strict=True)],
-                name="target_hard_update",
-            )
+            train_op, hard_update = self._train_ops(model, target, optimizer, loss, returns)
             feeds = [frames, valid, actions, rewards, discounts, bootstrap, mask]
             learning_phase = backend.learning_phase()
             self._train_learning_phase = isinstance(learning_phase, (tf.Tensor, tf.Variable))
