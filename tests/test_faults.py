@@ -55,25 +55,31 @@ def _with_file_size_limit(limit: int):
     return limit_files
 
 
+def _one_line_no_room_error(runs: Path, limit: int, names: str, *args: str) -> None:
+    """A catch_dense run under a file-size limit of `limit` bytes ends with one `error:` line that
+    names `names` and the limit, exit 2, no traceback."""
+    result = subprocess.run(
+        [sys.executable, "-m", "harness", "run", "catch_dense", "--set", "nb_steps_warmup=100", *args]
+        + ["--runs-dir", str(runs)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        preexec_fn=_with_file_size_limit(limit),
+        timeout=240,
+    )
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(errors) == 1 and names in errors[0] and "file-size limit" in errors[0], result.stderr
+
+
 def test_a_file_size_limit_during_a_real_run_is_one_line_and_keeps_the_other_files(tmp_path):
     runs = tmp_path / "runs"
     finished = runs / "catch_dense" / "20200101-000000-seed0"  # an earlier run in the same RUNS
     finished.mkdir(parents=True)
     (finished / "summary.json").write_text('{"mean_return": 1.0}')
     # 16 KB: config.json, model.json, metrics.json and the TensorBoard file fit; weights.h5 does not.
-    result = subprocess.run(
-        [sys.executable, "-m", "harness", "run", "catch_dense", "--steps", "400", "--set", "nb_steps_warmup=100"]
-        + ["--runs-dir", str(runs)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        preexec_fn=_with_file_size_limit(16_000),
-        timeout=240,
-    )
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    assert len(errors) == 1 and "weights.h5" in errors[0] and "file-size limit" in errors[0], result.stderr
+    _one_line_no_room_error(runs, 16_000, "weights.h5", "--steps", "400")
     (run_dir,) = [d for d in (runs / "catch_dense").iterdir() if d != finished]
     kept = sorted(p.name for p in run_dir.iterdir())
     assert {"config.json", "metrics.json", "model.json"} <= set(kept), kept
@@ -121,19 +127,17 @@ def test_two_sweeps_into_one_runs_folder_in_the_same_second_log_apart(tmp_path, 
 def test_no_room_for_a_checkpoint_is_one_line_and_leaves_no_half_written_folder(tmp_path):
     runs = tmp_path / "runs"
     # 200 KB: the run's small files fit, the checkpoint's state.npz (the replay memory) does not.
-    result = subprocess.run(
-        [sys.executable, "-m", "harness", "run", "catch_dense", "--steps", "600", "--set", "nb_steps_warmup=100"]
-        + ["--set", "checkpoint_interval=200", "--set", "memory_limit=20000", "--runs-dir", str(runs)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        preexec_fn=_with_file_size_limit(200_000),
-        timeout=240,
+    _one_line_no_room_error(
+        runs,
+        200_000,
+        "checkpoints/state-",
+        "--steps",
+        "600",
+        "--set",
+        "checkpoint_interval=200",
+        "--set",
+        "memory_limit=20000",
     )
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    assert len(errors) == 1 and "checkpoints/state-" in errors[0] and "file-size limit" in errors[0], result.stderr
     (run_dir,) = (runs / "catch_dense").iterdir()
     assert (run_dir / "config.json").is_file()
     assert not list(run_dir.rglob(".*"))  # no temporary file or folder left behind
