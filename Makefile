@@ -149,9 +149,10 @@ bench-checkpoint: $(STAMP)
 		$(if $(DIR),--dir "$(DIR)") $(if $(JSON),--json "$(JSON)")
 
 # make bench [REPS=3]: catch_dense and cave_conv on keras-rl's stock DQNAgent, on the fast path with oneDNN off
-# (fast-old) and with today's defaults (fast),
-# alternating, REPS runs each (median env/train steps/s, ratio, peak RSS), plus a memory-flatness
-# check; writes bench/results.md and bench/results.json (about 7 minutes on 2 cores).
+# (fast-old) and with today's defaults (fast), with prioritized replay and with 3-step returns, and
+# cave_rainbow and cave_drqn on the fast path, alternating, REPS runs each (median env/train steps/s,
+# ratio, peak RSS), plus a memory-flatness check; writes bench/results.md and bench/results.json
+# (about 15 minutes on 2 cores, alone).
 .PHONY: bench
 bench: $(STAMP)
 	@$(PY) -m bench.speed --reps "$(or $(REPS),3)"

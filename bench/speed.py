@@ -14,7 +14,11 @@ prioritized replay; `fast-n3`, 3-step returns):
    (`nb_steps_warmup=200`), so that nearly every step trains (train_interval 1, batch 32).
 2. cave_conv the same way (its own train_interval 4 and 4-frame window; warm-up 500): train steps/s,
    i.e. training batches per second of the training loop (env steps included), and env steps/s.
-3. Memory flatness: catch_dense and cave_conv on both paths with a replay memory of 1,000
+3. Other experiments on the fast path with their own defaults (OTHERS), run inside cave_conv's
+   reps, alternating with its paths: cave_rainbow (`--cave-steps`, as cave_conv) and cave_drqn
+   (`--drqn-steps`, smaller: its train step costs several of cave_conv's); train and env steps/s
+   and their ratio to cave_conv's `fast`.
+4. Memory flatness: catch_dense and cave_conv on both paths with a replay memory of 1,000
    transitions, so that it fills early; the resident set size is sampled every 100 steps, and the
    drift after the memory is full (median of the last third of the samples minus median of the
    first third) and the range of the samples are reported. These runs fix glibc's mmap threshold
@@ -23,7 +27,8 @@ prioritized replay; `fast-n3`, 3-step returns):
 Targets (printed with each figure): fast >= 6x stock on catch_dense; cave_conv faster on the fast
 path; fast >= TARGET_NEW x fast-old (catch_dense env steps/s, cave_conv train steps/s); no run grows
 by more than FLAT_TOLERANCE_MB after its memory is full; prioritized replay costs at most
-PER_COST of `fast`'s speed (catch_dense env steps/s, cave_conv train steps/s). The results go to
+PER_COST of `fast`'s speed (catch_dense env steps/s, cave_conv train steps/s); cave_rainbow trains
+at TARGET_OF_CONV or more of cave_conv's `fast` train steps/s. The results go to
 `<out>/results.json` and `<out>/results.md` (docs/results.md quotes the latter); the exit status
 is 1 if a target is missed.
 """
@@ -74,6 +79,20 @@ TARGET_NEW = {"catch_dense": 1.5, "cave_conv": 2.0}
 # The largest share of `fast`'s speed prioritized replay may cost (issue: 20% on catch_dense, whose
 # steps are ~250 microseconds of Python; 10% on cave_conv, whose train steps are convolutions).
 PER_COST = {"catch_dense": 0.20, "cave_conv": 0.10}
+# Warm-up of each experiment's speed runs: catch_dense trains from early on (train_interval 1);
+# the others keep a sixth of their default budget untrained (cave_conv 500 of 3,000, cave_drqn 200
+# of 1,200), so that their rates, which include the warm-up, compare.
+WARMUP = {"catch_dense": 200, "cave_conv": 500, "cave_rainbow": 500, "cave_drqn": 200}
+# Other experiments measured on `fast` beside cave_conv. cave_rainbow trains as often as cave_conv
+# and takes its budget (--cave-steps); a cave_drqn train step runs 8 sequences of burn_in +
+# sequence_length + 1 frames, several of cave_conv's steps, so it gets a smaller one (--drqn-steps)
+# to keep each run near a minute.
+OTHERS = ("cave_rainbow", "cave_drqn")
+# The least share of cave_conv's `fast` train steps/s an experiment must reach (the issue's target:
+# Rainbow's five additions to cave_conv may cost at most 30% of its training speed).
+TARGET_OF_CONV = {"cave_rainbow": 0.70}
+# What a measurement reports of the experiment it trained (the row labels read them from there).
+SETTINGS = ("batch_size", "train_interval", "window_length", "recurrent", "sequence_length", "burn_in")
 _MB = 1024 * 1024
 
 
@@ -85,6 +104,11 @@ def _rss() -> int:
     import psutil
 
     return psutil.Process().memory_info().rss
+
+
+def settings(exp: Any) -> dict[str, Any]:
+    """The SETTINGS of the experiment a measurement trained (what the row labels state)."""
+    return {k: getattr(exp, k) for k in SETTINGS}
 
 
 def measure(
@@ -161,6 +185,7 @@ def measure(
         "train_steps_per_second": probe.train_steps / train_seconds,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # Linux: KiB
         "memory_limit": exp.memory_limit,
+        "settings": settings(exp),
     }
     if rss_every:
         after = [r for s, r in probe.samples if probe.full_at is not None and s >= probe.full_at]
@@ -213,7 +238,7 @@ def _measure_in_subprocess(
         args += ["--memory-limit", str(memory_limit)]
     for setting in REPLAY_PATHS.get(path, ()):
         args += ["--set", setting]
-    load_before = os.getloadavg()[0]
+    load_before, started = os.getloadavg()[0], time.monotonic()
     # "fast" and the replay paths on it run with the experiment's own oneDNN setting; "stock" and
     # "fast-old" with oneDNN off, as before it was turned on.
     env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
@@ -228,6 +253,7 @@ def _measure_in_subprocess(
         )
     measured = json.loads(result.stdout.strip().splitlines()[-1])
     measured["load_before"] = round(load_before, 2)
+    measured["wall_seconds"] = round(time.monotonic() - started, 1)  # the whole process: start-up included
     return measured
 
 
@@ -235,36 +261,74 @@ def _measure_in_subprocess(
 # The benchmark
 
 
-def _speed(name: str, reps: int, steps: int, warmup: int, key: str) -> dict[str, Any]:
-    """`reps` measurements of each path, alternating; medians and their ratio."""
-    runs: dict[str, list[dict[str, Any]]] = {p: [] for p in PATHS}
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    """One measurement of a rep: experiment `name` on `path` (one of PATHS) for `steps` steps;
+    `label` keys its runs (the path, or the experiment for OTHERS)."""
+
+    label: str
+    name: str
+    path: str
+    steps: int
+
+
+def _alternate(jobs: Sequence[_Job], reps: int) -> dict[str, list[dict[str, Any]]]:
+    """`reps` measurements of each job, in reverse order every other rep, so that a change in the
+    machine's load hits all alike."""
+    runs: dict[str, list[dict[str, Any]]] = {job.label: [] for job in jobs}
     for rep in range(reps):
-        for path in PATHS if rep % 2 == 0 else PATHS[::-1]:
-            measured = _measure_in_subprocess(name, path, steps, warmup)
-            runs[path].append(measured)
+        for job in jobs if rep % 2 == 0 else jobs[::-1]:
+            measured = _measure_in_subprocess(job.name, job.path, job.steps, WARMUP[job.name])
+            runs[job.label].append(measured)
             print(
-                f"  {name:<12} {path:<8} rep {rep + 1}: {measured['env_steps_per_second']:7.1f} env steps/s, "
+                f"  {job.name:<12} {job.path:<8} rep {rep + 1}: {measured['env_steps_per_second']:7.1f} env steps/s, "
                 f"{measured['train_steps_per_second']:7.1f} train steps/s, "
-                f"peak RSS {measured['peak_rss_mb']:.0f} MB (load {measured['load_before']})",
+                f"peak RSS {measured['peak_rss_mb']:.0f} MB (load {measured['load_before']}, "
+                f"{measured['wall_seconds']:.0f} s)",
                 flush=True,
             )
-    medians = {p: statistics.median(r[key] for r in runs[p]) for p in PATHS}
+    return runs
+
+
+def _medians(runs: dict[str, list[dict[str, Any]]], key: str) -> dict[str, float]:
+    return {label: statistics.median(r[key] for r in rows) for label, rows in runs.items()}
+
+
+def _speed(name: str, runs: dict[str, list[dict[str, Any]]], steps: int, key: str) -> dict[str, Any]:
+    """The medians of `name`'s runs on PATHS (by `key`, and both rates) and their ratios."""
+    runs = {p: runs[p] for p in PATHS}
+    medians = _medians(runs, key)
     return {
         "experiment": name,
         "steps": steps,
-        "nb_steps_warmup": warmup,
+        "nb_steps_warmup": WARMUP[name],
         "measure": key,
         "median": medians,
-        "median_env_steps_per_second": {
-            p: statistics.median(r["env_steps_per_second"] for r in runs[p]) for p in PATHS
-        },
-        "median_train_steps_per_second": {
-            p: statistics.median(r["train_steps_per_second"] for r in runs[p]) for p in PATHS
-        },
-        "peak_rss_mb": {p: statistics.median(r["peak_rss_mb"] for r in runs[p]) for p in PATHS},
+        "median_env_steps_per_second": _medians(runs, "env_steps_per_second"),
+        "median_train_steps_per_second": _medians(runs, "train_steps_per_second"),
+        "peak_rss_mb": _medians(runs, "peak_rss_mb"),
         "ratio": medians["fast"] / medians["stock"],
         "ratio_to_old": medians["fast"] / medians["fast-old"],
         "replay_cost": {p: 1.0 - medians[p] / medians["fast"] for p in REPLAY_PATHS},
+        "runs": runs,
+    }
+
+
+def _other(name: str, runs: list[dict[str, Any]], steps: int, cave: dict[str, Any]) -> dict[str, Any]:
+    """The medians of one of OTHERS (on `fast`) and their ratios to cave_conv's `fast` (`cave`)."""
+    keys = ("train_steps_per_second", "env_steps_per_second")
+    medians = {key: statistics.median(r[key] for r in runs) for key in keys}
+    conv = {key: cave[f"median_{key}"]["fast"] for key in keys}
+    return {
+        "experiment": name,
+        "path": "fast",
+        "steps": steps,
+        "nb_steps_warmup": WARMUP[name],
+        "settings": runs[0]["settings"],
+        "median": medians,
+        "cave_conv_fast": conv,
+        "of_cave_conv": {key: medians[key] / conv[key] for key in keys},
+        "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in runs),
         "runs": runs,
     }
 
@@ -315,6 +379,7 @@ def _table(results: dict[str, Any]) -> str:
             continue
         cells = " | ".join(f"{entry['median'][p]:.1f} | {100 * entry['replay_cost'][p]:.1f}%" for p in REPLAY_PATHS)
         lines.append(f"| {entry['experiment']} | {label} | {entry['median']['fast']:.1f} | {cells} |")
+    lines += _others_table(results.get("others", {}))
     lines += ["", "Each run (steps/s):", ""]
     for entry in (catch, cave):
         if entry is None:
@@ -322,6 +387,9 @@ def _table(results: dict[str, Any]) -> str:
         for path in PATHS:
             values = ", ".join(f"{r[entry['measure']]:.1f}" for r in entry["runs"][path])
             lines.append(f"- {entry['experiment']} {path}: {values}")
+    for other in results.get("others", {}).values():
+        values = ", ".join(f"{r['train_steps_per_second']:.1f}" for r in other["runs"])
+        lines.append(f"- {other['experiment']} fast (train steps/s): {values}")
     lines += [
         "",
         "Memory once the replay memory is full (RSS sampled during training):",
@@ -350,28 +418,72 @@ def _table(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def bench(reps: int, steps: int, cave_steps: int, out: Path, flat_steps: int, flat_cave_steps: int) -> int:
-    from harness.core import files
+def _other_label(entry: dict[str, Any]) -> str:
+    """The experiment and, for a recurrent one, what a train step replays (from its own settings)."""
+    settings = entry["settings"]
+    if not settings["recurrent"]:
+        return entry["experiment"]
+    return (
+        f"{entry['experiment']} ({settings['batch_size']} sequences of sequence_length "
+        f"{settings['sequence_length']} after burn_in {settings['burn_in']})"
+    )
+
+
+def _others_table(others: dict[str, Any]) -> list[str]:
+    """The rows of OTHERS beside cave_conv's `fast` (nothing when they were not measured)."""
+    if not others:
+        return []
+    lines = [
+        "",
+        "Other experiments on the fast path, each with its own defaults, measured alternating with "
+        "cave_conv's paths in each rep (ratio: this experiment / cave_conv `fast`):",
+        "",
+        "| experiment | steps | measure | cave_conv fast | this experiment | ratio | peak RSS |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for entry in others.values():
+        budget = f"{entry['steps']:,} (warm-up {entry['nb_steps_warmup']:,})"
+        rss = f"{entry['peak_rss_mb']:.0f} MB"
+        # Train steps/s first and in bold: the measure of the target; env steps/s follows from it.
+        for key, label, bold, memory in (
+            ("train_steps_per_second", "train steps/s", "**", rss),
+            ("env_steps_per_second", "env steps/s", "", ""),
+        ):
+            lines.append(
+                f"| {_other_label(entry)} | {budget} | {label} | {entry['cave_conv_fast'][key]:.1f} "
+                f"| {entry['median'][key]:.1f} | {bold}{entry['of_cave_conv'][key]:.2f}x{bold} | {memory} |"
+            )
+    return lines
+
+
+def _speeds(results: dict[str, Any], reps: int, steps: int, cave_steps: int, drqn_steps: int) -> None:
+    """catch_dense on PATHS; then cave_conv on PATHS with OTHERS on `fast` in the same reps, so
+    that their ratios to cave_conv hold on a loaded machine."""
     from harness.core.registry import available_experiments
 
-    started = time.monotonic()
-    load_before = os.getloadavg()[0]
-    print(f"fast path benchmark: {reps} runs per path, alternating (load average {load_before:.2f})", flush=True)
-    results: dict[str, Any] = {
-        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        "reps": reps,
-        "load_before": load_before,
-    }
-    print(f"catch_dense, {steps:,} steps (warm-up 200):", flush=True)
-    results["catch_dense"] = _speed("catch_dense", reps, steps, 200, "env_steps_per_second")
-    if "cave_conv" in available_experiments():
-        print(f"cave_conv, {cave_steps:,} steps (warm-up 500):", flush=True)
-        results["cave_conv"] = _speed("cave_conv", reps, cave_steps, 500, "train_steps_per_second")
-    else:
+    print(f"catch_dense, {steps:,} steps (warm-up {WARMUP['catch_dense']}):", flush=True)
+    runs = _alternate([_Job(p, "catch_dense", p, steps) for p in PATHS], reps)
+    results["catch_dense"] = _speed("catch_dense", runs, steps, "env_steps_per_second")
+    results["cave_conv"], results["others"] = None, {}
+    available = available_experiments()
+    if "cave_conv" not in available:
         print("cave_conv: skipped (experiments/cave_conv.py does not exist)", flush=True)
-        results["cave_conv"] = None
+        return
+    steps_of = {"cave_rainbow": cave_steps, "cave_drqn": drqn_steps}
+    budgets = {n: steps_of[n] for n in OTHERS if n in available}
+    print(
+        f"cave_conv, {cave_steps:,} steps (warm-up {WARMUP['cave_conv']}), with "
+        + ", ".join(f"{n} {b:,} steps (warm-up {WARMUP[n]})" for n, b in budgets.items())
+        + ":",
+        flush=True,
+    )
+    jobs = [_Job(p, "cave_conv", p, cave_steps) for p in PATHS] + [_Job(n, n, "fast", b) for n, b in budgets.items()]
+    runs = _alternate(jobs, reps)
+    results["cave_conv"] = cave = _speed("cave_conv", runs, cave_steps, "train_steps_per_second")
+    results["others"] = {n: _other(n, runs[n], b, cave) for n, b in budgets.items()}
 
+
+def _flatness(results: dict[str, Any], flat_steps: int, flat_cave_steps: int) -> None:
     print("memory flatness, memory_limit 1,000, " + " ".join(f"{k}={v}" for k, v in FLAT_ENV.items()) + ":", flush=True)
     flat = []
     plan = [("catch_dense", path, flat_steps) for path in FLATNESS_PATHS]
@@ -390,7 +502,11 @@ def bench(reps: int, steps: int, cave_steps: int, out: Path, flat_steps: int, fl
         )
     results["flatness"] = flat
 
-    catch, cave = results["catch_dense"], results["cave_conv"]
+
+def _targets(results: dict[str, Any]) -> list[tuple[str, bool]]:
+    """Each target's sentence (with what was measured) and whether it was met."""
+    catch, cave, flat = results["catch_dense"], results["cave_conv"], results["flatness"]
+    entries = [e for e in (catch, cave) if e is not None]
     targets = [
         (
             f"catch_dense fast path >= {TARGET_RATIO:g}x stock env steps/s (measured {catch['ratio']:.2f}x)",
@@ -401,9 +517,7 @@ def bench(reps: int, steps: int, cave_steps: int, out: Path, flat_steps: int, fl
         targets.append(
             (f"cave_conv faster on the fast path (train steps/s {cave['ratio']:.2f}x stock)", cave["ratio"] > 1.0)
         )
-    for entry in (catch, cave):
-        if entry is None:
-            continue
+    for entry in entries:
         goal = TARGET_NEW[entry["experiment"]]
         targets.append(
             (
@@ -412,9 +526,7 @@ def bench(reps: int, steps: int, cave_steps: int, out: Path, flat_steps: int, fl
                 entry["ratio_to_old"] >= goal,
             )
         )
-    for entry in (catch, cave):
-        if entry is None:
-            continue
+    for entry in entries:
         limit = PER_COST[entry["experiment"]]
         cost = entry["replay_cost"]["fast-per"]
         targets.append(
@@ -422,6 +534,18 @@ def bench(reps: int, steps: int, cave_steps: int, out: Path, flat_steps: int, fl
                 f"{entry['experiment']}: prioritized replay costs at most {100 * limit:g}% of the fast path's "
                 f"{entry['measure'].replace('_', ' ')} (measured {100 * cost:.1f}%)",
                 cost <= limit,
+            )
+        )
+    for name, least in TARGET_OF_CONV.items():
+        other = results.get("others", {}).get(name)
+        if other is None:
+            continue
+        share = other["of_cave_conv"]["train_steps_per_second"]
+        targets.append(
+            (
+                f"{name} trains at >= {100 * least:g}% of cave_conv's fast path train steps/s "
+                f"(measured {100 * share:.1f}%)",
+                share >= least,
             )
         )
     worst = max(r["growth_after_full_mb"] for r in flat)
@@ -432,7 +556,32 @@ def bench(reps: int, steps: int, cave_steps: int, out: Path, flat_steps: int, fl
             worst <= FLAT_TOLERANCE_MB,
         )
     )
-    results["targets"] = targets
+    return targets
+
+
+def bench(
+    reps: int,
+    steps: int,
+    cave_steps: int,
+    out: Path,
+    flat_steps: int,
+    flat_cave_steps: int,
+    drqn_steps: int = 1_200,
+) -> int:
+    from harness.core import files
+
+    started = time.monotonic()
+    load_before = os.getloadavg()[0]
+    print(f"fast path benchmark: {reps} runs per path, alternating (load average {load_before:.2f})", flush=True)
+    results: dict[str, Any] = {
+        "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "reps": reps,
+        "load_before": load_before,
+    }
+    _speeds(results, reps, steps, cave_steps, drqn_steps)
+    _flatness(results, flat_steps, flat_cave_steps)
+    results["targets"] = targets = _targets(results)
     results["load_after"] = os.getloadavg()[0]
     results["bench_seconds"] = round(time.monotonic() - started, 1)
 
@@ -459,6 +608,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--cave-steps", type=positive_int("--cave-steps"), default=3000, help="cave_conv training steps per run (3000)"
     )
     parser.add_argument(
+        "--drqn-steps",
+        type=positive_int("--drqn-steps"),
+        default=1_200,
+        help="cave_drqn training steps per run (1200: 250 train steps after a warm-up of 200)",
+    )
+    parser.add_argument(
         "--flat-steps",
         type=positive_int("--flat-steps"),
         default=6000,
@@ -477,7 +632,9 @@ def cli_bench(args: argparse.Namespace) -> int:
     """`make bench` (`python -m bench.speed`)."""
     if args.reps < 3:
         print("note: fewer than 3 runs per path; docs/results.md quotes medians of at least 3", file=sys.stderr)
-    return bench(args.reps, args.steps, args.cave_steps, Path(args.out), args.flat_steps, args.flat_cave_steps)
+    return bench(
+        args.reps, args.steps, args.cave_steps, Path(args.out), args.flat_steps, args.flat_cave_steps, args.drqn_steps
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,23 +13,20 @@ loss (smooth_l1, beta 1) and Adam.
     buffer_size: 50000                   memory_limit=50_000
     learning_starts: 0                   nb_steps_warmup=128 (see below)
     gamma: 0.99                          gamma=0.99
-    train_freq: 4, gradient_steps: -1    train_interval=1: -1 means one update per step collected
+    train_freq: 4, gradient_steps: -1    train_interval=4, gradient_steps=4 (-1: one per step collected)
     target_update_interval: 250          target_model_update=250 (env steps, as in SB3)
     exploration_fraction: 0.12           eps_anneal_steps=12_000 (0.12 x 100,000), eps_max=1.0
     exploration_final_eps: 0.1           eps_min=0.1
     (smooth_l1_loss, the mean over a batch)  delta_clip=1.0 (keras-rl's Huber, the same loss)
     (target: max over the target net)    enable_double_dqn=False
+    max_grad_norm: 10 (SB3's default)    max_grad_norm=10.0
+    (handle_timeout_termination)         bootstrap_truncation=True: the 500-step cap is bootstrapped
 
 learning_starts 0 becomes a warm-up of one batch: keras-rl cannot sample from a memory that holds
 fewer than window_length + 2 transitions, and below batch_size + 2 it samples with replacement
 (with a warning per batch); SB3 samples with replacement from the first transitions on.
 
 Not translated:
-- gradient_steps as bursts: keras-rl trains one batch every `train_interval` steps, so the updates
-  come one by one between actions instead of 4 at a time after every 4 steps;
-- max_grad_norm=10 (SB3's default gradient clipping): no optimizer here clips gradients;
-- time-limit truncations: SB3's replay buffer bootstraps through them (handle_timeout_termination);
-  keras-rl treats the 500-step cap as a terminal state;
 - the epsilon schedule is fixed in steps, where SB3's is a fraction of the budget (a STEPS
   override does not stretch it);
 - Adam's epsilon (PyTorch 1e-8, Keras 1e-7) and the weight initialisation (PyTorch's
@@ -53,10 +50,13 @@ EXPERIMENT = Experiment(
     gamma=0.99,
     batch_size=128,
     nb_steps_warmup=128,
-    train_interval=1,
+    train_interval=4,
+    gradient_steps=4,
     target_model_update=250,
     delta_clip=1.0,
     enable_double_dqn=False,
+    max_grad_norm=10.0,
+    bootstrap_truncation=True,
     optimizer="adam",
     learning_rate=6.3e-4,
     nb_steps=100_000,

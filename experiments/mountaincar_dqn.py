@@ -13,20 +13,16 @@ loss (smooth_l1, beta 1) and Adam.
     buffer_size: 10000                   memory_limit=10_000
     learning_starts: 1000                nb_steps_warmup=1_000
     gamma: 0.98                          gamma=0.98
-    train_freq: 16, gradient_steps: 8    train_interval=2: the same 0.5 updates per env step
+    train_freq: 16, gradient_steps: 8    train_interval=16, gradient_steps=8 (bursts)
     target_update_interval: 600          target_model_update=600 (env steps, as in SB3)
     exploration_fraction: 0.2            eps_anneal_steps=24_000 (0.2 x 120,000), eps_max=1.0
     exploration_final_eps: 0.07          eps_min=0.07
     (smooth_l1_loss, the mean over a batch)  delta_clip=1.0 (keras-rl's Huber, the same loss)
     (target: max over the target net)    enable_double_dqn=False
+    max_grad_norm: 10 (SB3's default)    max_grad_norm=10.0
+    (handle_timeout_termination)         bootstrap_truncation=True: the 200-step cap is bootstrapped
 
 Not translated:
-- gradient_steps as bursts: keras-rl trains one batch every `train_interval` steps, so the updates
-  come one by one between actions instead of 8 at a time after every 16 steps;
-- max_grad_norm=10 (SB3's default gradient clipping): no optimizer here clips gradients;
-- time-limit truncations: SB3's replay buffer bootstraps through them (handle_timeout_termination);
-  keras-rl treats the 200-step cap as a terminal state, and here that matters most: every episode
-  that does not reach the flag ends there, so its last step is learned as worth nothing more;
 - SB3 plays uniformly random actions for its `learning_starts` steps; here the epsilon schedule
   already runs then, and it is fixed in steps, where SB3's is a fraction of the budget (a STEPS
   override does not stretch it);
@@ -51,10 +47,13 @@ EXPERIMENT = Experiment(
     gamma=0.98,
     batch_size=128,
     nb_steps_warmup=1_000,
-    train_interval=2,
+    train_interval=16,
+    gradient_steps=8,
     target_model_update=600,
     delta_clip=1.0,
     enable_double_dqn=False,
+    max_grad_norm=10.0,
+    bootstrap_truncation=True,
     optimizer="adam",
     learning_rate=4e-3,
     nb_steps=120_000,

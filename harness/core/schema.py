@@ -62,11 +62,20 @@ class Experiment:
     batch_size: int = setting(32, "transitions per training batch")
     nb_steps_warmup: int = setting(1_000, "steps before training starts")
     train_interval: int = setting(1, "env steps between training batches")
+    gradient_steps: int = setting(
+        1, "batches trained one after another every train_interval steps (Stable-Baselines3's gradient_steps)"
+    )
+    max_grad_norm: float | None = setting(None, "clip the gradient's global norm to this (None: no clipping)")
     memory_interval: int = setting(1, "env steps between stored transitions")
     target_model_update: float = setting(1_000, "target net: hard copy every N steps if >= 1, soft rate if < 1")
     delta_clip: float = setting(1.0, "Huber loss clip (inf: plain squared error)")
     n_step: int = setting(
         1, "transitions each target sums rewards over before bootstrapping (1: keras-rl's one-step target)"
+    )
+    bootstrap_truncation: bool = setting(
+        False,
+        "a time-limit cut ends the episode but its target bootstraps from the next state "
+        "(false: keras-rl's, stored as terminal)",
     )
     prioritized_replay: bool = setting(False, "proportional prioritized replay (Schaul et al. 2016)")
     per_alpha: float = setting(0.6, "prioritized replay: priority exponent (0: uniform)")
@@ -183,6 +192,11 @@ class Experiment:
             ("window_length", 1, "the LSTM carries the past (expected window_length=1)"),
             ("memory_interval", 1, "replayed sequences need every step stored (expected memory_interval=1)"),
             ("prioritized_replay", False, "sequence replay is uniform (expected prioritized_replay=false)"),
+            (
+                "bootstrap_truncation",
+                False,
+                "sequence replay stores a time-limit cut as terminal (expected bootstrap_truncation=false)",
+            ),
             ("precision", "float32", "the LSTM runs in float32 (expected precision=float32)"),
         ]
         for name, allowed, why in unsupported:
@@ -239,6 +253,7 @@ _POSITIVE = (
     "action_repetition",
     "batch_size",
     "train_interval",
+    "gradient_steps",
     "memory_interval",
     "nb_steps",
     "eval_episodes",
@@ -275,6 +290,7 @@ _RANGE_CHECKS: tuple[tuple[str, str, Callable[[Any], bool]], ...] = (
     ("v_min", "a finite number", math.isfinite),
     ("v_max", "a finite number", math.isfinite),
     ("learning_rate", "a finite number > 0 or None", lambda v: v is None or (v > 0 and math.isfinite(v))),
+    ("max_grad_norm", "a finite number > 0 or None", lambda v: v is None or (v > 0 and math.isfinite(v))),
     ("log_interval", "a positive integer or None", lambda v: v is None or v >= 1),
     ("policy", *_one_of(POLICIES)),
     ("optimizer", *_one_of(OPTIMIZERS)),
@@ -287,6 +303,8 @@ _RANGE_CHECKS: tuple[tuple[str, str, Callable[[Any], bool]], ...] = (
 # Settings keras-rl's stock DQNAgent cannot honour, with their off value.
 _FAST_PATH_ONLY = (
     ("n_step", 1),
+    ("bootstrap_truncation", False),
+    ("gradient_steps", 1),
     ("prioritized_replay", False),
     ("noisy", False),
     ("distributional", False),

@@ -8,9 +8,12 @@ render mode when the env is made. `KerasRLEnv` translates one way, without chang
 Time-limit truncation: keras-rl has one `done` flag, which it stores in the replay memory as
 "terminal". The adapter reports `done = terminated or truncated`, so an episode cut by the
 registration's `max_episode_steps` ends as keras-rl expects, and the cut is recorded as
-`info["TimeLimit.truncated"] = True` (the key old gym used). Caveat: keras-rl's DQNAgent still
-treats that last transition as terminal and does not bootstrap from it. The caps in this project's
-registrations are long compared with the horizon of the discount factor, so the bias is small.
+`info["TimeLimit.truncated"] = True` (the key old gym used) and in `last_truncated`. keras-rl's
+DQNAgent treats that last transition as terminal and does not bootstrap from it; the fast path's
+`bootstrap_truncation` setting reads `last_truncated` and bootstraps (harness.kerasrl.fast). The
+caps of Catch and Cave are long compared with the horizon of their discount factor, so there the
+bias is small; in the classic-control games every MountainCar episode that fails is cut at 200
+steps, and keras-rl's default makes that cut look like a goal (no more -1 rewards).
 """
 
 from __future__ import annotations

@@ -229,6 +229,7 @@ def agent_class_and_options(exp: Experiment) -> tuple[type, dict[str, Any]]:
 
         recurrent: dict[str, Any] = {"sequence_length": exp.sequence_length, "burn_in": exp.burn_in}
         recurrent["n_step"] = exp.n_step
+        recurrent["gradient_steps"] = exp.gradient_steps
         if exp.loss != "huber":
             recurrent["loss_fn"] = make_loss(exp.loss, exp.delta_clip)
         return RecurrentDQNAgent, recurrent
@@ -239,6 +240,10 @@ def agent_class_and_options(exp: Experiment) -> tuple[type, dict[str, Any]]:
         options: dict[str, Any] = {} if exp.loss == "huber" else {"loss_fn": make_loss(exp.loss, exp.delta_clip)}
         if exp.n_step > 1:
             options["n_step"] = exp.n_step
+        if exp.bootstrap_truncation:
+            options["bootstrap_truncation"] = True
+        if exp.gradient_steps > 1:
+            options["gradient_steps"] = exp.gradient_steps
         return FastDQNAgent, options
     if exp.loss == "huber":
         return DQNAgent, {}
@@ -276,7 +281,7 @@ def build_agent(exp: Experiment, env: KerasRLEnv, model: keras.Model | None = No
         **options,
     )
     # A fresh metrics list: keras-rl's compile appends to the list it is given.
-    agent.compile(make_optimizer(exp.optimizer, exp.learning_rate), metrics=["mae"])
+    agent.compile(make_optimizer(exp.optimizer, exp.learning_rate, exp.max_grad_norm), metrics=["mae"])
     return agent
 
 

@@ -161,6 +161,13 @@ class FastDQNAgent(DQNAgent):
     object array, as stock keras-rl hands it, and costs what it costs there (1,769 microseconds
     above). n-step returns and prioritized replay work per input the same way.
 
+    `gradient_steps`: batches trained one after another at each training step (Stable-Baselines3's
+    `gradient_steps`; 1: keras-rl's one); `backward` then reports their mean metrics.
+
+    `bootstrap_truncation`: an episode cut by a time limit (gymnasium's `truncated`, reported by
+    KerasRLEnv) ends as keras-rl ends it, but its last transition's target bootstraps from the
+    state after it instead of stopping there (keras-rl stores the cut as terminal, the default).
+
     Beyond keras-rl: with `n_step` > 1 the target is `r_t + ... + gamma**(m-1) r_{t+m-1} +
     gamma**m Q_target(s_{t+m}, a*)` (m <= n, cut at a terminal); with a PrioritizedRingMemory the
     per-sample loss is multiplied by the batch's importance-sampling weights and the same session
@@ -187,7 +194,15 @@ class FastDQNAgent(DQNAgent):
     were computed, so a seed gives the same numbers every time.
     """
 
-    def __init__(self, *args: Any, loss_fn: Callable | None = None, n_step: int = 1, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        loss_fn: Callable | None = None,
+        n_step: int = 1,
+        bootstrap_truncation: bool = False,
+        gradient_steps: int = 1,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.loss_fn = loss_fn
         if int(n_step) < 1:
@@ -195,6 +210,13 @@ class FastDQNAgent(DQNAgent):
         self.n_step = int(n_step)
         if self.n_step > 1 and not isinstance(self.memory, RingMemory):
             raise ValueError("n_step > 1 needs a RingMemory (harness.kerasrl.memory)")
+        if int(gradient_steps) < 1:
+            raise ValueError(f"gradient_steps must be a positive integer; got {gradient_steps!r}")
+        self.gradient_steps = int(gradient_steps)
+        self.bootstrap_truncation = bool(bootstrap_truncation)
+        if self.bootstrap_truncation and not isinstance(self.memory, RingMemory):
+            raise ValueError("bootstrap_truncation needs a RingMemory (harness.kerasrl.memory)")
+        self._env: Any = None  # the env `fit` runs, asked whether an episode end was a time-limit cut
         self.prioritized = isinstance(self.memory, PrioritizedRingMemory)
         self._metric_labels: list[str] = []
 
@@ -467,15 +489,21 @@ class FastDQNAgent(DQNAgent):
         self.recent_action = action
         return action
 
+    def fit(self, env: Any, *args: Any, **kwargs: Any) -> Any:
+        self._env = env
+        return super().fit(env, *args, **kwargs)
+
     def backward(self, reward: float, terminal: bool) -> list:
         step = int(self.step)
         if step % self.memory_interval == 0:
             self.memory.append(self.recent_observation, self.recent_action, reward, terminal, training=self.training)
+            if terminal and self.training and self.bootstrap_truncation and self._cut_by_time_limit():
+                self.memory.mark_truncated()
         if not self.training:
             return [np.nan] * len(self.metrics_names)
 
         if step > self.nb_steps_warmup and step % self.train_interval == 0:
-            metrics = self.train_on_batch(self.sample_batch())
+            metrics = self._train_burst()
             metrics += self.policy.metrics
             if self.processor is not None:
                 metrics += self.processor.metrics
@@ -485,6 +513,19 @@ class FastDQNAgent(DQNAgent):
         if self.target_model_update >= 1 and step % self.target_model_update == 0:
             self.update_target_model_hard()
         return metrics
+
+    def _train_burst(self) -> list[float]:
+        """`gradient_steps` train steps on fresh batches, one after another; their mean metrics."""
+        if self.gradient_steps == 1:
+            return self.train_on_batch(self.sample_batch())
+        burst = [self.train_on_batch(self.sample_batch()) for _ in range(self.gradient_steps)]
+        return [float(v) for v in np.mean(burst, axis=0)]
+
+    def _cut_by_time_limit(self) -> bool:
+        """Whether the episode that just ended was cut by a time limit (KerasRLEnv's
+        `last_truncated`; keras-rl's `fit` passes no `info` to `backward`). An env without the
+        attribute reports every end as the game's."""
+        return bool(getattr(self._env, "last_truncated", False))
 
     def train_on_batch(self, batch: Batch) -> list[float]:
         """One train step on `batch` (one session call); prioritized replay's new priorities are

@@ -88,6 +88,9 @@ class RingMemory(Memory):
         self.actions = np.zeros(self.limit, dtype=np.int64)
         self.rewards = np.zeros(self.limit, dtype=np.float64)
         self.terminals = np.zeros(self.limit, dtype=bool)
+        # Terminals that were a time-limit cut (`mark_truncated`): they end the episode (sampling
+        # and windows stop there as at any terminal) but the target bootstraps from the next state.
+        self.truncations = np.zeros(self.limit, dtype=bool)
         self._next = 0  # physical slot the next transition goes to
         self._count = 0  # transitions stored (at most limit)
 
@@ -116,9 +119,22 @@ class RingMemory(Memory):
         self.actions[slot] = action
         self.rewards[slot] = reward
         self.terminals[slot] = terminal
+        self.truncations[slot] = False
         self._next = (slot + 1) % self.limit
         if self._count < self.limit:
             self._count += 1
+
+    def mark_truncated(self) -> None:
+        """The newest stored transition's terminal was a time-limit cut, not the game's end: its
+        target bootstraps from the state after it (gymnasium's `truncated`; Stable-Baselines3's
+        `handle_timeout_termination`). keras-rl's `append` has one terminal flag, hence a call of
+        its own."""
+        if self._count == 0:
+            raise ValueError("mark_truncated: no transition is stored yet")
+        slot = self._physical(self._count - 1)
+        if not self.terminals[slot]:
+            raise ValueError("mark_truncated: the newest stored transition is not terminal")
+        self.truncations[slot] = True
 
     def sample(self, batch_size: int, batch_idxs: Sequence[int] | None = None) -> list:
         """A batch as keras-rl `Experience` tuples (state0 and state1 as lists of observations)."""
@@ -147,7 +163,12 @@ class RingMemory(Memory):
         uint8 frames stay uint8) and JSON-ready scalars. keras-rl's recent-state window
         (`recent_observations`, `recent_terminals`) is part of it: at an episode's start it still
         holds the end of the previous episode, which the first state's window is built from."""
-        arrays = {"actions": self.actions, "rewards": self.rewards, "terminals": self.terminals}
+        arrays = {
+            "actions": self.actions,
+            "rewards": self.rewards,
+            "terminals": self.terminals,
+            "truncations": self.truncations,
+        }
         if self.observations is not None:
             arrays["observations"] = self.observations
         for k, part in enumerate(self.parts or ()):
@@ -182,6 +203,8 @@ class RingMemory(Memory):
         if meta["components"] is not None:
             self.use_components(int(meta["components"]))
         self.actions, self.rewards, self.terminals = arrays["actions"], arrays["rewards"], arrays["terminals"]
+        # Checkpoints written before time-limit cuts were recorded have none.
+        self.truncations = arrays.get("truncations", np.zeros(self.limit, dtype=bool))
         self.observations = arrays.get("observations")
         parts = [arrays[f"part{k}"] for k in range(self.components or 0) if f"part{k}" in arrays]
         self.parts = tuple(parts) if parts else None
@@ -305,12 +328,14 @@ class RingMemory(Memory):
         (a shorter sum, still an unbiased m-step target). Stored transitions count, not env steps:
         with action_repetition each is one action and its summed reward, with memory_interval > 1
         the stored ones follow each other as in keras-rl's one-step targets. A time-limit cut is
-        stored as terminal by keras-rl's fit (harness.kerasrl.adapters), so it ends the sum too.
+        stored as terminal by keras-rl's fit (harness.kerasrl.adapters), so it ends the sum too;
+        one marked by `mark_truncated` ends the sum but bootstraps from the state after it.
         """
         last = np.asarray(last, dtype=np.int64)
         if n_step == 1:
             state0, actions, rewards, state1, terminal1 = self._one_step(last)
-            discounts = np.where(terminal1, np.float32(0.0), np.float32(gamma))
+            ends = terminal1 & ~self.truncations[self._physical(last)]
+            discounts = np.where(ends, np.float32(0.0), np.float32(gamma))
             return Batch(state0, actions, rewards.astype(np.float32), state1, discounts)
         returns = np.zeros(len(last), dtype=np.float64)
         taken = np.zeros(len(last), dtype=np.int64)
@@ -323,7 +348,7 @@ class RingMemory(Memory):
             returns += np.where(step, gamma**k * self.rewards[slot], 0.0)
             taken += step
             ended = step & self.terminals[slot]
-            cut |= ended
+            cut |= ended & ~self.truncations[slot]
             going = step & ~ended
         discounts = np.where(cut, 0.0, float(gamma) ** taken).astype(np.float32)
         return Batch(

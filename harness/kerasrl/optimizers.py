@@ -206,28 +206,31 @@ _OPTIMIZER_FACTORIES: Mapping[str, Callable[..., object]] = MappingProxyType(
 OPTIMIZERS: tuple[str, ...] = tuple(_OPTIMIZER_FACTORIES)
 
 
-def make_optimizer(name: str, learning_rate: float | None = None):
+def make_optimizer(name: str, learning_rate: float | None = None, max_grad_norm: float | None = None):
     """A fresh legacy (OptimizerV2) Keras optimizer by name, one of :data:`OPTIMIZERS`.
 
     ``learning_rate=None`` keeps that optimizer's own default: RMSprop 1e-3 and Adam 1e-3 (Keras'
-    defaults), ``graves`` 1e-4, ``graves_nature`` 2.5e-4. Other hyperparameters are always the
-    optimizer's defaults / preset. Raises ``ValueError`` for an unknown name or a learning rate
-    that is not a finite number > 0.
+    defaults), ``graves`` 1e-4, ``graves_nature`` 2.5e-4. ``max_grad_norm`` clips the gradient's
+    global norm (Keras' ``global_clipnorm``, what PyTorch's ``clip_grad_norm_`` does in
+    Stable-Baselines3); None: no clipping. Other hyperparameters are always the optimizer's
+    defaults / preset. Raises ``ValueError`` for an unknown name or a learning rate or norm that
+    is not a finite number > 0.
     """
     try:
         factory = _OPTIMIZER_FACTORIES[name]
     except (KeyError, TypeError):
         raise ValueError(f"unknown optimizer {name!r}; expected one of: {', '.join(OPTIMIZERS)}") from None
-    if learning_rate is None:
-        return factory()
-    if (
-        isinstance(learning_rate, bool)
-        or not isinstance(learning_rate, (int, float))
-        or not math.isfinite(learning_rate)
-        or learning_rate <= 0
+    options: dict[str, float] = {}
+    for label, value, keyword in (
+        ("learning_rate", learning_rate, "learning_rate"),
+        ("max_grad_norm", max_grad_norm, "global_clipnorm"),
     ):
-        raise ValueError(f"learning_rate must be a finite number > 0 or None; got {learning_rate!r}")
-    return factory(learning_rate=float(learning_rate))
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise ValueError(f"{label} must be a finite number > 0 or None; got {value!r}")
+        options[keyword] = float(value)
+    return factory(**options)
 
 
 # --- TD-error losses ---------------------------------------------------------------------------
