@@ -4,11 +4,13 @@
 - n-step: stored returns, bootstrap discounts and bootstrap states equal a plain Python
   computation over recorded episodes with terminals inside the n-step window, for window
   lengths 1 and 4, with the ring wrapped around; n_step=1 is keras-rl's one-step batch.
-- Sum tree: prefix-sum search and updates against np.cumsum / np.searchsorted.
+- Sum tree: prefix-sum search and updates against np.cumsum / np.searchsorted; after many
+  partial updates its sums and searches are bit for bit those of a tree built from its leaves.
 - Prioritized replay: over 100,000 draws the sampling frequencies match priority**alpha
   (chi-square); the importance-sampling weights match (N P(i))**-beta / max; after a train step
   the stored priorities equal |delta| + eps of that batch and the loss is the weighted mean;
-  wrap-around overwrites a slot's priority; only drawable transitions are drawn.
+  wrap-around overwrites a slot's priority; only drawable transitions are drawn; a slot drawn
+  twice keeps its last priority.
 - Settings: both need the fast path (one-line error otherwise); they combine with each other,
   Double DQN, dueling, every loss and optimizer; catch_dense learns with them.
 """
@@ -138,6 +140,24 @@ def test_sum_tree_finds_prefix_sums(size, branching):
     assert np.all(values[tree.find(np.concatenate([mass, edges]))] > 0)
 
 
+@pytest.mark.parametrize("branching", [2, 32])
+def test_sum_tree_after_partial_updates_is_a_tree_built_from_its_leaves(branching):
+    rng = np.random.default_rng(branching)
+    size = 3000
+    tree = SumTree(size, branching)
+    for count in [size, 1, 35, 400, 7, 2000, 33, 3]:  # the whole-level and the gathered updates
+        leaves = rng.choice(size, count, replace=False)
+        tree.set(leaves, rng.random(count) ** 4 * (rng.random(count) > 0.2))
+    rebuilt = SumTree(size, branching)
+    rebuilt.set(np.arange(size), tree.levels[-1][:size].copy())
+    assert tree.total == rebuilt.total
+    assert all(np.array_equal(a, b) for a, b in zip(tree.levels, rebuilt.levels, strict=True))
+    sums = np.cumsum(tree.levels[-1])
+    near_edges = np.concatenate([sums, np.nextafter(sums, 0.0), np.nextafter(sums, np.inf)])
+    mass = np.concatenate([rng.random(2000) * tree.total, near_edges[near_edges < tree.total]])
+    np.testing.assert_array_equal(tree.find(mass), rebuilt.find(mass))
+
+
 def _prioritized(limit=64, window_length=1, alpha=0.6, seed=0) -> tuple[PrioritizedRingMemory, list]:
     memory = PrioritizedRingMemory(limit=limit, window_length=window_length, alpha=alpha, beta0=0.4, seed=seed)
     stream = _recorded(memory, [6, 2, 9, 1, 12, 4, 3, 8, 5, 2, 7])
@@ -191,6 +211,20 @@ def test_importance_weights_match_the_formula():
     np.testing.assert_allclose(memory.importance_weights(drawn, beta), raw / raw.max(), rtol=1e-6)
     memory.beta_steps, memory.step_offset = 1000, 200
     assert memory.beta(300) == pytest.approx(0.4 + 0.6 * 0.5) and memory.beta(5000) == 1.0
+
+
+def test_a_slot_drawn_twice_keeps_its_last_priority():
+    memory, _ = _prioritized()
+    first, second = _drawable_slots(memory)[:2]
+    memory.update_priorities(np.array([first, second, first]), np.array([1.0, 2.0, -4.0]))
+    assert memory.priorities[first] == 4.0 + 1e-6 and memory.priorities[second] == 2.0 + 1e-6
+    memory.sample_slots(4)  # the tree takes the pending priorities
+    assert memory.tree.get(np.array([first]))[0] == (4.0 + 1e-6) ** 0.6
+
+
+def test_a_negative_alpha_is_refused():
+    with pytest.raises(ValueError, match="alpha must be a number >= 0"):
+        PrioritizedRingMemory(limit=8, alpha=-0.5)
 
 
 def test_new_transitions_enter_at_the_maximum_priority_and_wraparound_overwrites():

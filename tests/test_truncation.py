@@ -124,6 +124,8 @@ def _trained_memory(bootstrap: bool) -> tuple[RingMemory, list[bool]]:
         nb_steps=300,
         nb_steps_warmup=50,
         batch_size=16,
+        train_interval=1,
+        gradient_steps=1,
         memory_limit=1_000,
         bootstrap_truncation=bootstrap,
         seed=0,
@@ -157,7 +159,7 @@ def test_the_agent_marks_the_episodes_gymnasium_cut(bootstrap):
 
 
 def test_the_setting_needs_the_fast_path_and_no_recurrent_agent():
-    exp = load_experiment("cartpole_dqn")
+    exp = load_experiment("catch_dense")
     with pytest.raises(UserError, match=r"bootstrap_truncation=True needs the fast path") as err:
         apply_overrides(exp, ["fast_path=false", "bootstrap_truncation=true"])
     assert "\n" not in str(err.value)
