@@ -142,7 +142,8 @@ class CaveEnv(gymnasium.Env):
     `info` holds `{"frames": int}`, the frames survived so far in the episode: it is the number of
     steps taken that did not crash, i.e. it increments on every step except the crashing one, so
     an episode that crashes on its n-th step ends with `frames == n - 1`. This is the game's score.
-    `crash` tells what was hit ("ceiling", "floor", "block"), or None.
+    The crashing step's `info` also holds `"crash"`: what was hit ("ceiling", "floor" or "block"),
+    as the `crash` property tells (None before a crash).
 
     ## Arguments
     ```python
@@ -174,7 +175,7 @@ class CaveEnv(gymnasium.Env):
     score_name = "frames"
 
     @staticmethod
-    def score_episodes(final_infos: list[dict[str, int]]) -> float:
+    def score_episodes(final_infos: list[dict[str, Any]]) -> float:
         """Mean frames survived per episode."""
         return float(np.mean([info["frames"] for info in final_infos]))
 
@@ -319,7 +320,7 @@ class CaveEnv(gymnasium.Env):
     # --- Gymnasium API ----------------------------------------------------------------------
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, int]]:
+    ) -> tuple[np.ndarray, dict[str, int | str]]:
         super().reset(seed=seed)
         if self.flicker and (seed is not None or self._flicker_rng is None):
             # Its own stream, so that flickering draws do not change the caves the seed gives.
@@ -350,7 +351,7 @@ class CaveEnv(gymnasium.Env):
         self._vy = 0.0
         return self._seen(self._get_obs()), self._get_info()
 
-    def step(self, action: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, int]]:
+    def step(self, action: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, int | str]]:
         index = check_action(action, _ACTION_NAMES)
 
         # (1) Ship physics.
@@ -487,8 +488,12 @@ class CaveEnv(gymnasium.Env):
             obs[:] = 0
         return obs
 
-    def _get_info(self) -> dict[str, int]:
-        return {"frames": self._frames}
+    def _get_info(self) -> dict[str, int | str]:
+        # The crash's cause rides on the last step's info, so evaluation can say what the agents
+        # die of (keras-rl's loops skip non-numeric info values when they sum them).
+        if self._crash is None:
+            return {"frames": self._frames}
+        return {"frames": self._frames, "crash": self._crash}
 
 
 _RGB_LUT = np.zeros((256, 3), dtype=np.uint8)

@@ -201,7 +201,7 @@ def test_holding_or_never_pressing_crashes_into_a_wall(action, wall):
         assert terminated and not truncated
         assert rewards[:-1] == [ALIVE] * (len(rewards) - 1) and rewards[-1] == CRASH
         assert info["frames"] == len(rewards) - 1
-        assert u.crash == wall
+        assert u.crash == wall and info["crash"] == wall
         cols = slice(u.ship_x, u.ship_x + u.ship_size)
         if wall == "ceiling":
             assert u.ship_row < u.ceiling[cols].max()
@@ -223,9 +223,9 @@ def test_random_rollout_stays_in_observation_space_and_counts_frames():
         assert set(np.unique(obs)) <= LEVELS
         # frames: +1 on every step that did not crash; the crashing step does not count.
         if terminated:
-            assert reward == CRASH and info["frames"] == steps - 1
+            assert reward == CRASH and info == {"frames": steps - 1, "crash": env.unwrapped.crash}
         else:
-            assert reward == ALIVE and info["frames"] == steps
+            assert reward == ALIVE and info == {"frames": steps}
         if terminated or truncated:
             episodes += 1
             obs, info = env.reset()

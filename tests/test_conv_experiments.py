@@ -49,6 +49,14 @@ def test_smoke_run_saves_a_conv_agent_and_its_baselines(conv_runs, name, input_s
         result = evaluation["baselines"][player]
         assert result["score_name"] == score_name and len(result["returns"]) == exp.eval_episodes
         assert result["mean_return"] == pytest.approx(np.mean(result["returns"]))
+    # CAVE says what each episode crashed into (an untrained agent crashes in every one); Catch
+    # has no crashes to count.
+    if name == "cave_conv":
+        crashes = evaluation["crashes"]
+        assert set(crashes) <= {"ceiling", "floor", "block"} and sum(crashes.values()) == exp.eval_episodes
+        assert list(crashes.values()) == sorted(crashes.values(), reverse=True)
+    else:
+        assert "crashes" not in evaluation
     # The saved network is the conv network, channels-last, one Q value per action.
     backend.clear_session()
     model = keras.models.model_from_json((run_dir / "model.json").read_text())
@@ -64,6 +72,8 @@ def test_scripted_players_set_the_bars():
     assert catch["perfect"]["score"] == 1.0 and catch["random"]["score"] < 0.5
     cave = baselines.scores("Cave-v0", {}, episodes=3, seed=0)
     assert cave["heuristic"]["score"] > 5 * cave["random"]["score"] > 0
+    # Each CAVE episode ends in a crash whose cause is counted; Catch reports none.
+    assert sum(cave["random"]["crashes"].values()) == 3 and "crashes" not in catch["random"]
     # Same seed, same numbers; another seed, other caves.
     assert baselines.scores("Cave-v0", {}, episodes=3, seed=0) == cave
     assert baselines.scores("Cave-v0", {}, episodes=3, seed=1)["random"]["returns"] != cave["random"]["returns"]
@@ -79,7 +89,10 @@ def test_baseline_command_prints_each_player():
     expected = baselines.scores("Cave-v0", {}, episodes=2, seed=5)
     for player, values in expected.items():
         summary = [line for line in lines if line.startswith(f"{player:<10} mean")]
-        assert summary == [f"{player:<10} mean frames {values['score']:.3f}  mean return {values['mean_return']:.3f}"]
+        crashes = ", ".join(f"{cause} {n}" for cause, n in values["crashes"].items())
+        assert sum(values["crashes"].values()) == 2
+        scores = f"mean frames {values['score']:.3f}  mean return {values['mean_return']:.3f}"
+        assert summary == [f"{player:<10} {scores}; crashes: {crashes}"]
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -32,3 +33,16 @@ def score_episodes(env: Any, played: Episodes) -> tuple[float, str]:
     if scorer is None:
         return float(np.mean(played.returns)), "mean_return"
     return float(scorer(played.final_infos)), str(getattr(game, "score_name", "score"))
+
+
+def crash_counts(final_infos: Sequence[dict]) -> dict[str, int]:
+    """How many episodes ended on each crash cause a game reports in its last `info` (CAVE:
+    ceiling, floor, block), most frequent first; {} for games that report none."""
+    counts = Counter(str(info["crash"]) for info in final_infos if info.get("crash") is not None)
+    return dict(counts.most_common())
+
+
+def crashes_text(result: dict[str, Any]) -> str:
+    """The text "; crashes: block 12, ceiling 5" for a result that counted them, else ""."""
+    crashes = result.get("crashes")
+    return "; crashes: " + ", ".join(f"{cause} {n}" for cause, n in crashes.items()) if crashes else ""

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from harness.core.schema import Experiment
-from harness.core.scoring import score_episodes
+from harness.core.scoring import crash_counts, score_episodes
 from harness.kerasrl.agents import make_env
 from harness.kerasrl.callbacks import EpisodeRecorder
 
@@ -38,7 +38,7 @@ def evaluate(
         score, score_name = score_episodes(env, recorder)
     finally:
         env.close()
-    return {
+    evaluation = {
         "episodes": episodes,
         "seed": seed,
         "mean_return": float(np.mean(recorder.returns)),
@@ -47,3 +47,7 @@ def evaluate(
         "returns": recorder.returns,
         "lengths": recorder.lengths,
     }
+    crashes = crash_counts(recorder.final_infos)
+    if crashes:
+        evaluation["crashes"] = crashes
+    return evaluation

@@ -29,7 +29,7 @@ from harness.core.rundir import (
     require_run_dir,
 )
 from harness.core.schema import Experiment
-from harness.core.scoring import EVAL_SEED_OFFSET
+from harness.core.scoring import EVAL_SEED_OFFSET, crashes_text
 from harness.kerasrl.agents import build_agent, load_weights_checked, make_env
 from harness.kerasrl.compat import Callback, keras
 from harness.kerasrl.models import CUSTOM_LAYERS
@@ -137,7 +137,7 @@ def play(
     )
     print(
         f"mean return {evaluation['mean_return']:.3f}, {evaluation['score_name']} "
-        f"{evaluation['score']:.3f} over {episodes} episodes",
+        f"{evaluation['score']:.3f} over {episodes} episodes{crashes_text(evaluation)}",
         file=stream,
         flush=True,
     )

@@ -37,7 +37,7 @@ from harness.core import files, rundir
 from harness.core.errors import DiskFull
 from harness.core.rundir import ResumePoint
 from harness.core.schema import Experiment, onednn_wanted
-from harness.core.scoring import EVAL_SEED_OFFSET, VALIDATION_SEED_OFFSET, score_episodes
+from harness.core.scoring import EVAL_SEED_OFFSET, VALIDATION_SEED_OFFSET, crashes_text, score_episodes
 from harness.core.signals import SignalCatcher, signal_name
 from harness.kerasrl import checkpoint, compat
 from harness.kerasrl.adapters import KerasRLEnv
@@ -527,13 +527,13 @@ def _report(state: _Run) -> None:
         _say(
             state,
             f"eval over {evaluation['episodes']} episodes: mean return {evaluation['mean_return']:.3f}, "
-            f"{evaluation['score_name']} {evaluation['score']:.3f}",
+            f"{evaluation['score_name']} {evaluation['score']:.3f}{crashes_text(evaluation)}",
         )
         for player, result in (evaluation.get("baselines") or {}).items():
             _say(
                 state,
                 f"  {player} player: mean return {result['mean_return']:.3f}, "
-                f"{result['score_name']} {result['score']:.3f}",
+                f"{result['score_name']} {result['score']:.3f}{crashes_text(result)}",
             )
     _say(state, f"saved {state.run_dir}")
 

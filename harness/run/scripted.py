@@ -29,7 +29,7 @@ import envs  # noqa: F401  (registers the project's env ids)
 from envs.catch import CatchEnv, perfect_action
 from envs.cave import CaveEnv, heuristic_action
 from harness.core.errors import UserError, did_you_mean
-from harness.core.scoring import score_episodes
+from harness.core.scoring import crash_counts, crashes_text, score_episodes
 
 # A player maps (the unwrapped env, a seeded generator) to an action; scripted players ignore rng.
 Player = Callable[[gymnasium.Env, np.random.Generator], int]
@@ -134,6 +134,9 @@ def scores(
             "returns": played.returns,
             "lengths": played.lengths,
         }
+        crashes = crash_counts(played.final_infos)
+        if crashes:
+            out[name]["crashes"] = crashes
     return out
 
 
@@ -182,5 +185,5 @@ def cmd_baseline(args: Any) -> int:
         game_score = (
             "" if result["score_name"] == "mean_return" else f"mean {result['score_name']} {result['score']:.3f}  "
         )
-        print(f"{name:<10} {game_score}mean return {result['mean_return']:.3f}", flush=True)
+        print(f"{name:<10} {game_score}mean return {result['mean_return']:.3f}{crashes_text(result)}", flush=True)
     return 0
