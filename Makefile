@@ -148,11 +148,12 @@ bench-checkpoint: $(STAMP)
 	@$(PY) -m bench.checkpoint --transitions "$(or $(TRANSITIONS),100000)" --repeats "$(or $(REPEATS),3)" \
 		$(if $(DIR),--dir "$(DIR)") $(if $(JSON),--json "$(JSON)")
 
-# make bench [REPS=3]: catch_dense and cave_conv on keras-rl's stock DQNAgent, on the fast path with oneDNN off
-# (fast-old) and with today's defaults (fast), with prioritized replay and with 3-step returns, and
-# cave_rainbow and cave_drqn on the fast path, alternating, REPS runs each (median env/train steps/s,
-# ratio, peak RSS), plus a memory-flatness check; writes bench/results.md and bench/results.json
-# (about 15 minutes on 2 cores, alone).
+# make bench [REPS=3]: catch_dense and cave_conv on keras-rl's stock DQNAgent, on the code of the speed
+# targets' base commit (base, from git history), on the fast path with oneDNN off (fast-old) and with
+# today's defaults (fast), with prioritized replay and with 3-step returns, and cave_rainbow and
+# cave_drqn on the fast path, alternating, REPS runs each (median env/train steps/s, ratio, peak RSS),
+# plus a memory-flatness check; writes bench/results.md and bench/results.json (about 30 minutes on
+# 2 cores, alone).
 .PHONY: bench
 bench: $(STAMP)
 	@$(PY) -m bench.speed --reps "$(or $(REPS),3)"

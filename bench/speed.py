@@ -1,16 +1,18 @@
 """Benchmark: the fast training path against keras-rl's stock DQNAgent (`make bench`).
 
-`python -m bench.speed [--reps 3] [--steps 4000] [--cave-steps 3000] [--out bench]` measures, each
+`python -m bench.speed [--reps 3] [--steps 10000] [--cave-steps 3000] [--out bench]` measures, each
 run in a fresh Python process (so that its peak RSS is its own), training through the real runner
-(`harness.run.runner.run`: the experiment's callbacks, logging and checkpoints included) on three
-paths (PATHS): `stock` (keras-rl's DQNAgent, `fast_path=false`, oneDNN off), `fast-old` (the fast
-path with oneDNN off, the baseline of the speed targets), `fast` (the fast path with the
-experiment's own defaults), and the replay settings on top of `fast` (REPLAY_PATHS: `fast-per`,
-prioritized replay; `fast-n3`, 3-step returns):
+(`harness.run.runner.run`: the experiment's callbacks, logging and checkpoints included) on four
+paths (PATHS): `stock` (keras-rl's DQNAgent, `fast_path=false`, oneDNN off), `base` (the code and
+settings of BASE_COMMIT, the baseline of the speed targets: that commit's own `bench.speed`, run in
+a tree `git archive` extracts), `fast-old` (today's fast path with oneDNN off), `fast` (the fast
+path with the experiment's own defaults), and the replay settings on top of `fast` (REPLAY_PATHS:
+`fast-per`, prioritized replay; `fast-n3`, 3-step returns):
 
 1. catch_dense, `--reps` times on each path, alternating the paths so that a change in the
    machine's load hits both alike: the median env steps/s of the training loop, the ratio of the
-   medians, and the peak RSS. The experiment's settings except a short budget with a short warm-up
+   medians, and the peak RSS. The experiment's settings except a short budget (`--steps`, 10,000:
+   shorter runs of a few seconds varied by 20% between reps) with a short warm-up
    (`nb_steps_warmup=200`), so that nearly every step trains (train_interval 1, batch 32).
 2. cave_conv the same way (its own train_interval 4 and 4-frame window; warm-up 500): train steps/s,
    i.e. training batches per second of the training loop (env steps included), and env steps/s.
@@ -25,7 +27,7 @@ prioritized replay; `fast-n3`, 3-step returns):
    (FLAT_ENV, see there), so they are slower and their speed is not reported.
 
 Targets (printed with each figure): fast >= 6x stock on catch_dense; cave_conv faster on the fast
-path; fast >= TARGET_NEW x fast-old (catch_dense env steps/s, cave_conv train steps/s); no run grows
+path; fast >= TARGET_NEW x base (catch_dense env steps/s, cave_conv train steps/s); no run grows
 by more than FLAT_TOLERANCE_MB after its memory is full; prioritized replay costs at most
 PER_COST of `fast`'s speed (catch_dense env steps/s, cave_conv train steps/s); cave_rainbow trains
 at TARGET_OF_CONV or more of cave_conv's `fast` train steps/s. The results go to
@@ -36,8 +38,10 @@ is 1 if a target is missed.
 from __future__ import annotations
 
 import argparse
+import atexit
 import dataclasses
 import datetime as dt
+import functools
 import io
 import json
 import os
@@ -67,14 +71,20 @@ FLAT_TOLERANCE_MB = 5.0
 # at once and RSS shows what the process holds (measured: flat to 1 MB on cave_conv); the speed
 # runs keep the default allocator.
 FLAT_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536"}
-# The paths measured: keras-rl's stock DQNAgent; the fast path as it ran before oneDNN was chosen
-# per experiment (always off: the baseline of the speed targets); the fast path with today's
-# defaults. FLATNESS_PATHS: the memory-flatness check covers the two code paths.
-# REPLAY_PATHS: `fast` plus one replay setting each (harness.kerasrl.prioritized, RingMemory.batch_at).
+# The paths measured: keras-rl's stock DQNAgent; the code users had when the speed targets were
+# set (BASE_COMMIT); today's fast path with oneDNN off, as it ran before oneDNN was chosen per
+# experiment; the fast path with today's defaults. FLATNESS_PATHS: the memory-flatness check
+# covers the two code paths. REPLAY_PATHS: `fast` plus one replay setting each
+# (harness.kerasrl.prioritized, RingMemory.batch_at).
 REPLAY_PATHS = {"fast-per": ("prioritized_replay=true",), "fast-n3": ("n_step=3",)}
-PATHS = ("stock", "fast-old", "fast", *REPLAY_PATHS)
+PATHS = ("stock", "base", "fast-old", "fast", *REPLAY_PATHS)
 FLATNESS_PATHS = ("stock", "fast")
-# Speed targets against the fast path with oneDNN off, in the same run (docs/results.md).
+# Main when the pixel-speed targets were set: the layout had landed, oneDNN off, float32, none of
+# that issue's changes. `fast-old` alone would be a moving baseline (today's code with oneDNN off
+# carries every later change to the fast path); this is the code users had. Its bench.speed has
+# the same `--one NAME --path fast` measurement, whose JSON this one reads.
+BASE_COMMIT = "83d4988"
+# Speed targets against `base`, in the same run (docs/results.md).
 TARGET_NEW = {"catch_dense": 1.5, "cave_conv": 2.0}
 # The largest share of `fast`'s speed prioritized replay may cost (issue: 20% on catch_dense, whose
 # steps are ~250 microseconds of Python; 10% on cave_conv, whose train steps are convolutions).
@@ -239,14 +249,19 @@ def _measure_in_subprocess(
     for setting in REPLAY_PATHS.get(path, ()):
         args += ["--set", setting]
     load_before, started = os.getloadavg()[0], time.monotonic()
-    # "fast" and the replay paths on it run with the experiment's own oneDNN setting; "stock" and
-    # "fast-old" with oneDNN off, as before it was turned on.
+    # "fast" and the replay paths on it run with the experiment's own oneDNN setting; "stock",
+    # "base" and "fast-old" with oneDNN off, as before it was turned on.
     env = {k: v for k, v in os.environ.items() if k != "TF_ENABLE_ONEDNN_OPTS"}
-    if path in ("stock", "fast-old"):
+    if path in ("stock", "base", "fast-old"):
         env["TF_ENABLE_ONEDNN_OPTS"] = "0"
-    result = subprocess.run(
-        args, cwd=BENCH_DIR.parent, capture_output=True, text=True, env={**env, **(extra_env or {})}
-    )
+    cwd = BENCH_DIR.parent
+    if path == "base":
+        # BASE_COMMIT's tree first on sys.path (python -m puts the working folder there), so its
+        # harness, envs and experiments are imported instead of the installed ones.
+        cwd = base_tree()
+        args[args.index("--path") + 1] = "fast"
+        env["PYTHONPATH"] = str(cwd)
+    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, env={**env, **(extra_env or {})})
     if result.returncode != 0:
         raise SystemExit(
             f"error: measuring {name} on the {path} path failed (exit {result.returncode}):\n{result.stderr[-3000:]}"
@@ -255,6 +270,28 @@ def _measure_in_subprocess(
     measured["load_before"] = round(load_before, 2)
     measured["wall_seconds"] = round(time.monotonic() - started, 1)  # the whole process: start-up included
     return measured
+
+
+@functools.cache
+def base_tree() -> Path:
+    """BASE_COMMIT's files in a temporary folder (removed at exit), extracted by `git archive`."""
+    import shutil
+    import tarfile
+
+    archive = subprocess.run(
+        ["git", "-C", str(BENCH_DIR.parent), "archive", "--format=tar", BASE_COMMIT], capture_output=True
+    )
+    if archive.returncode != 0:
+        raise SystemExit(
+            f"error: the base path needs commit {BASE_COMMIT} of this repository's git history "
+            f"(git archive: {archive.stderr.decode(errors='replace').strip() or 'failed'}); "
+            "run make bench from a clone with its history"
+        )
+    tree = Path(tempfile.mkdtemp(prefix=f"bench-base-{BASE_COMMIT}-"))
+    atexit.register(shutil.rmtree, tree, ignore_errors=True)
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(tree, filter="data")
+    return tree
 
 
 # ---------------------------------------------------------------------------------------------
@@ -308,6 +345,7 @@ def _speed(name: str, runs: dict[str, list[dict[str, Any]]], steps: int, key: st
         "median_train_steps_per_second": _medians(runs, "train_steps_per_second"),
         "peak_rss_mb": _medians(runs, "peak_rss_mb"),
         "ratio": medians["fast"] / medians["stock"],
+        "ratio_to_base": medians["fast"] / medians["base"],
         "ratio_to_old": medians["fast"] / medians["fast-old"],
         "replay_cost": {p: 1.0 - medians[p] / medians["fast"] for p in REPLAY_PATHS},
         "runs": runs,
@@ -342,28 +380,31 @@ def _table(results: dict[str, Any]) -> str:
         "alternating stock and fast, each in a fresh process through the runner; medians. "
         f"Load average {results['load_before']:.2f} before, {results['load_after']:.2f} after.",
         "",
-        "`fast-old`: the fast path with oneDNN off, as every run had it before oneDNN was chosen per "
-        "experiment (on for conv networks); `fast`: today's defaults.",
+        f"`base`: the code and settings of commit {BASE_COMMIT}, when the speed targets were set "
+        "(oneDNN off, float32); `fast-old`: today's fast path with oneDNN off, as every run had it "
+        "before oneDNN was chosen per experiment (on for conv networks); `fast`: today's defaults.",
         "",
-        "| experiment | measure | stock | fast-old | fast | fast / stock | fast / fast-old "
+        "| experiment | measure | stock | base | fast-old | fast | fast / stock | fast / base | fast / fast-old "
         "| peak RSS stock | peak RSS fast |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for entry, label in ((catch, "env steps/s"), (cave, "train steps/s")):
         if entry is None:
             continue
         lines.append(
             f"| {entry['experiment']} ({entry['steps']:,} steps, warm-up {entry['nb_steps_warmup']:,}) "
-            f"| {label} | {entry['median']['stock']:.1f} | {entry['median']['fast-old']:.1f} "
-            f"| {entry['median']['fast']:.1f} | **{entry['ratio']:.2f}x** | **{entry['ratio_to_old']:.2f}x** "
+            f"| {label} | {entry['median']['stock']:.1f} | {entry['median']['base']:.1f} "
+            f"| {entry['median']['fast-old']:.1f} | {entry['median']['fast']:.1f} | **{entry['ratio']:.2f}x** "
+            f"| **{entry['ratio_to_base']:.2f}x** | {entry['ratio_to_old']:.2f}x "
             f"| {entry['peak_rss_mb']['stock']:.0f} MB "
             f"| {entry['peak_rss_mb']['fast']:.0f} MB |"
         )
     if cave is not None:
         env = cave["median_env_steps_per_second"]
         lines.append(
-            f"| cave_conv | env steps/s | {env['stock']:.1f} | {env['fast-old']:.1f} | {env['fast']:.1f} "
-            f"| {env['fast'] / env['stock']:.2f}x | {env['fast'] / env['fast-old']:.2f}x | | |"
+            f"| cave_conv | env steps/s | {env['stock']:.1f} | {env['base']:.1f} | {env['fast-old']:.1f} "
+            f"| {env['fast']:.1f} | {env['fast'] / env['stock']:.2f}x | {env['fast'] / env['base']:.2f}x "
+            f"| {env['fast'] / env['fast-old']:.2f}x | | |"
         )
     lines += [
         "",
@@ -521,9 +562,10 @@ def _targets(results: dict[str, Any]) -> list[tuple[str, bool]]:
         goal = TARGET_NEW[entry["experiment"]]
         targets.append(
             (
-                f"{entry['experiment']} with today's defaults >= {goal:g}x the fast path with oneDNN off "
-                f"({entry['measure'].replace('_', ' ')}: measured {entry['ratio_to_old']:.2f}x)",
-                entry["ratio_to_old"] >= goal,
+                f"{entry['experiment']} with today's defaults >= {goal:g}x the code of {BASE_COMMIT} "
+                f"({entry['measure'].replace('_', ' ')}: measured {entry['ratio_to_base']:.2f}x; "
+                f"{entry['ratio_to_old']:.2f}x today's fast path with oneDNN off)",
+                entry["ratio_to_base"] >= goal,
             )
         )
     for entry in entries:
@@ -602,7 +644,7 @@ def bench(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reps", type=positive_int("--reps"), default=3, help="runs per path and experiment (3)")
     parser.add_argument(
-        "--steps", type=positive_int("--steps"), default=4000, help="catch_dense training steps per run (4000)"
+        "--steps", type=positive_int("--steps"), default=10_000, help="catch_dense training steps per run (10000)"
     )
     parser.add_argument(
         "--cave-steps", type=positive_int("--cave-steps"), default=3000, help="cave_conv training steps per run (3000)"
@@ -642,7 +684,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_arguments(parser)
     # A single measurement in this process (what each subprocess of the benchmark runs).
     parser.add_argument("--one", help=argparse.SUPPRESS)
-    parser.add_argument("--path", choices=PATHS, help=argparse.SUPPRESS)
+    parser.add_argument("--path", choices=[p for p in PATHS if p != "base"], help=argparse.SUPPRESS)
     parser.add_argument("--warmup", type=int, default=200, help=argparse.SUPPRESS)
     parser.add_argument("--memory-limit", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--rss-every", type=int, default=0, help=argparse.SUPPRESS)

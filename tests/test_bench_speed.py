@@ -3,6 +3,9 @@ it runs them in, the tables and the targets it writes. Real measurements: test_f
 (`measure` on a short catch_dense run) and `make bench` itself."""
 
 import json
+import os
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -11,11 +14,18 @@ from bench import speed
 from harness.core.registry import load_experiment
 
 # Train steps/s of each (experiment, path) in the fake measurements (env steps/s: 4x). Every
-# target is met: catch_dense 8x stock, 1.6x fast-old, prioritized replay 12.5%; cave_conv 3x
-# stock, 2.1x fast-old, 6.7%; cave_rainbow 73% of cave_conv's fast.
+# target is met: catch_dense 8x stock, 1.6x base, prioritized replay 12.5%; cave_conv 3x
+# stock, 2.1x base, 6.7%; cave_rainbow 73% of cave_conv's fast.
 RATES = {
-    "catch_dense": {"stock": 100.0, "fast-old": 500.0, "fast": 800.0, "fast-per": 700.0, "fast-n3": 750.0},
-    "cave_conv": {"stock": 10.0, "fast-old": 14.0, "fast": 30.0, "fast-per": 28.0, "fast-n3": 25.0},
+    "catch_dense": {
+        "stock": 100.0,
+        "base": 500.0,
+        "fast-old": 700.0,
+        "fast": 800.0,
+        "fast-per": 700.0,
+        "fast-n3": 750.0,
+    },
+    "cave_conv": {"stock": 10.0, "base": 14.0, "fast-old": 20.0, "fast": 30.0, "fast-per": 28.0, "fast-n3": 25.0},
     "cave_rainbow": {"fast": 22.0},
     "cave_drqn": {"fast": 8.0},
 }
@@ -109,3 +119,49 @@ def test_without_cave_conv_there_are_no_other_rows(monkeypatch, tmp_path):
     assert results["cave_conv"] is None and results["others"] == {}
     assert "Other experiments" not in (tmp_path / "results.md").read_text()
     assert not any("cave_rainbow" in text for text, _ in results["targets"])
+
+
+def test_the_speed_targets_hold_against_the_base_commit_not_todays_code(monkeypatch, tmp_path):
+    # catch_dense: 1.6x base but 1.14x fast-old (met); cave_conv: 1.5x fast-old but 30/18 = 1.67x base.
+    rates = {**RATES, "cave_conv": {**RATES["cave_conv"], "base": 18.0}}
+    fake_measurements(monkeypatch, rates)
+    assert run_bench(tmp_path, reps=1) == 1
+    table = (tmp_path / "results.md").read_text()
+    base = speed.BASE_COMMIT
+    assert f"- met: catch_dense with today's defaults >= 1.5x the code of {base} (env steps per second: " in table
+    assert (
+        f"- MISSED: cave_conv with today's defaults >= 2x the code of {base} (train steps per second: "
+        "measured 1.67x; 1.50x today's fast path with oneDNN off)"
+    ) in table
+    assert (
+        "| cave_conv (700 steps, warm-up 500) | train steps/s "
+        "| 10.0 | 18.0 | 20.0 | 30.0 | **3.00x** | **1.67x** | 1.50x" in table
+    )
+
+
+def _has_base_commit() -> bool:
+    git = subprocess.run(
+        ["git", "-C", str(speed.BENCH_DIR.parent), "cat-file", "-e", f"{speed.BASE_COMMIT}^{{commit}}"],
+        capture_output=True,
+    )
+    return git.returncode == 0
+
+
+@pytest.mark.skipif(not _has_base_commit(), reason="this checkout's git history lacks the base commit")
+def test_the_base_tree_holds_the_base_commits_code():
+    tree = speed.base_tree()
+    for path in ("bench/speed.py", "harness/kerasrl/fast.py", "experiments/cave_conv.py"):
+        shown = subprocess.run(
+            ["git", "-C", str(speed.BENCH_DIR.parent), "show", f"{speed.BASE_COMMIT}:{path}"],
+            capture_output=True,
+            text=True,
+        )
+        assert (tree / path).read_text() == shown.stdout
+    imported = subprocess.run(
+        [sys.executable, "-c", "import harness, experiments; print(harness.__file__)"],
+        cwd=tree,
+        env={**os.environ, "PYTHONPATH": str(tree)},
+        capture_output=True,
+        text=True,
+    )
+    assert imported.stdout.strip() == str(tree / "harness" / "__init__.py"), imported.stderr
