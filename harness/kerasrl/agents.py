@@ -81,9 +81,9 @@ def network_input_shape(
     return (exp.window_length, *observation_shape)
 
 
-def make_policy(exp: Experiment, step_offset: int = 0) -> Any:
-    """The training policy; `step_offset` (a resumed run's start step) continues the epsilon
-    schedule where the parent run stopped (see harness/policies.py)."""
+def make_policy(exp: Experiment) -> Any:
+    """The training policy. Its schedule reads the agent's global step (callbacks.GlobalStep sets
+    it to a resumed run's start step), so a resumed run needs no offset here."""
     if exp.policy == "linear_eps":
         from harness.kerasrl.policies import ResumableLinearAnnealedPolicy
 
@@ -95,7 +95,6 @@ def make_policy(exp: Experiment, step_offset: int = 0) -> Any:
             value_min=exp.eps_min,
             value_test=0.0,
             nb_steps=max(1, exp.eps_anneal_steps),
-            step_offset=step_offset,
         )
     if exp.policy == "eps_greedy":
         return EpsGreedyQPolicy(eps=exp.eps_min)
@@ -106,10 +105,10 @@ def make_policy(exp: Experiment, step_offset: int = 0) -> Any:
     raise UserError(f"policy={exp.policy!r} is unknown")  # validate() catches this first
 
 
-def make_memory(exp: Experiment, step_offset: int = 0) -> Any:
+def make_memory(exp: Experiment) -> Any:
     """The replay memory: on the fast path harness.kerasrl's RingMemory (PrioritizedRingMemory with
-    prioritized_replay, its beta annealed over the run's nb_steps from `step_offset`), else
-    keras-rl's SequentialMemory."""
+    prioritized_replay, its beta annealed over the run's nb_steps of global steps), else keras-rl's
+    SequentialMemory."""
     if exp.fast_path and exp.recurrent:
         from harness.kerasrl.sequence_memory import SequenceMemory
 
@@ -124,7 +123,6 @@ def make_memory(exp: Experiment, step_offset: int = 0) -> Any:
             beta0=exp.per_beta0,
             eps=exp.per_eps,
             beta_steps=exp.nb_steps,
-            step_offset=step_offset,
             seed=exp.seed,
         )
     if exp.fast_path:
@@ -251,9 +249,8 @@ def agent_class_and_options(exp: Experiment) -> tuple[type, dict[str, Any]]:
     return LossDQNAgent, {"loss_fn": make_loss(exp.loss, exp.delta_clip)}
 
 
-def build_agent(exp: Experiment, env: KerasRLEnv, model: keras.Model | None = None, step_offset: int = 0) -> DQNAgent:
-    """A compiled DQNAgent for `exp` acting in `env` (a fresh network unless `model` is given);
-    `step_offset` is the global step a resumed run starts at (it shifts the epsilon schedule)."""
+def build_agent(exp: Experiment, env: KerasRLEnv, model: keras.Model | None = None) -> DQNAgent:
+    """A compiled DQNAgent for `exp` acting in `env` (a fresh network unless `model` is given)."""
     processor = make_processor(exp)
     if model is None:
         model = build_model(exp, env, processor)
@@ -263,8 +260,8 @@ def build_agent(exp: Experiment, env: KerasRLEnv, model: keras.Model | None = No
     agent = agent_class(
         model=model,
         nb_actions=_nb_actions(env),
-        memory=make_memory(exp, step_offset),
-        policy=make_policy(exp, step_offset),
+        memory=make_memory(exp),
+        policy=make_policy(exp),
         processor=processor,
         gamma=exp.gamma,
         batch_size=exp.batch_size,
