@@ -145,7 +145,35 @@ def test_compare_writes_png_and_tables(compared):
     assert "stratified-bootstrap" in markdown
     assert "Fewer than 3 seeds: catch_dense (1), catch_graves (1)" in markdown
     assert "`catch_dense`" in markdown and "`catch_graves`" in markdown
+    assert "deaths" not in markdown  # Catch names no crash cause: no column for it
+    assert rows[0]["deaths"] == ""
     assert markdown == first.table
+
+
+def test_the_table_sums_what_the_evaluation_episodes_died_of(graves_run, tmp_path):
+    from harness.report import tables
+
+    _, run_dir = graves_run
+    copies = []
+    for k, crashes in enumerate(({"block": 3, "floor": 1}, {"floor": 2, "block": 2, "ceiling": 1}, None)):
+        copy = shutil.copytree(run_dir, tmp_path / f"run{k}")
+        summary = json.loads((copy / "summary.json").read_text())
+        if crashes is not None:
+            summary["eval"]["crashes"] = crashes
+        (copy / "summary.json").write_text(json.dumps(summary))
+        copies.append(copy)
+    rows = tables.summary_table({"counted": copies[:2], "partly": copies[1:]})
+    assert rows[0]["deaths"] == {"block": 5, "floor": 3, "ceiling": 1} and rows[0]["deaths_runs"] == 2
+    markdown = tables.format_markdown(rows)
+    header, _, counted, partly = markdown.splitlines()[:4]
+    assert "| eval deaths, all runs |" in header
+    assert "| block 5, floor 3, ceiling 1 |" in counted
+    assert "| floor 2, block 2, ceiling 1 (1 of 2 runs) |" in partly
+    csv_rows = list(csv.DictReader(tables.format_csv(rows).splitlines()))
+    assert [r["deaths"] for r in csv_rows] == [
+        "block 5; floor 3; ceiling 1",
+        "floor 2; block 2; ceiling 1 (1 of 2 runs)",
+    ]
 
 
 def test_only_finished_identical_runs_are_reused(runs, graves_run):

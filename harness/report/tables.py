@@ -4,7 +4,9 @@ The final-metrics table (one row per experiment, mean and sample standard deviat
 runs): the evaluation score and mean return from summary.json, and the training loss, mean Q and
 episode reward averaged over the last `FINAL_FRACTION` of a run's episodes; next to the evaluation
 score, its interquartile mean over the runs with a 95% stratified-bootstrap interval
-(harness.report.stats, which owns the statistics). Read from the run directories only
+(harness.report.stats, which owns the statistics); for a game that names what ended each episode
+(CAVE: ceiling, floor, block), what the evaluation episodes of all runs died of, summed. Read from
+the run directories only
 (harness.core.rundir), without TensorFlow.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,7 @@ TABLE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("runs", "runs"),
     ("score", "eval {score_name}"),
     ("score_iqm", "eval {score_name} IQM [95% CI]"),
+    ("deaths", "eval deaths, all runs"),
     ("eval_return", "eval mean return"),
     ("final_reward", "final train reward"),
     ("final_loss", "final loss"),
@@ -82,6 +86,7 @@ def summary_table(groups: Mapping[str, Sequence[str | Path | RunLog]]) -> list[d
             "runs": len(group),
             "evaluated": len(evals),
             "score_name": "/".join(names) or "score",
+            **_deaths(evals),
         }
         for key, values in per_run.items():
             row[f"{key}_mean"], row[f"{key}_std"] = mean_std(values)
@@ -93,6 +98,24 @@ def summary_table(groups: Mapping[str, Sequence[str | Path | RunLog]]) -> list[d
             row[f"{key}_iqm"], row[f"{key}_iqm_low"], row[f"{key}_iqm_high"] = interval.iqm, interval.low, interval.high
         rows.append(row)
     return rows
+
+
+def _deaths(evals: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """`deaths`: the crash causes of the evaluations that counted them (summary.json
+    `eval.crashes`), summed and most frequent first ({} when none did); `deaths_runs`: how many did."""
+    counted = [e["crashes"] for e in evals if e.get("crashes")]
+    total: Counter[str] = Counter()
+    for crashes in counted:
+        total.update({str(cause): int(n) for cause, n in crashes.items()})
+    return {"deaths": dict(total.most_common()), "deaths_runs": len(counted)}
+
+
+def _deaths_text(row: Mapping[str, Any], separator: str = ", ") -> str:
+    """ "block 30, floor 20, ceiling 10", with "(2 of 3 runs)" when some runs did not count them."""
+    text = separator.join(f"{cause} {n}" for cause, n in row["deaths"].items())
+    if text and row["deaths_runs"] != row["evaluated"]:
+        text += f" ({row['deaths_runs']} of {row['evaluated']} runs)"
+    return text
 
 
 def _fmt(value: float) -> str:
@@ -111,11 +134,13 @@ def format_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
     with fewer than 3 evaluated runs."""
     score_names = {row["score_name"] for row in rows}
     score_name = score_names.pop() if len(score_names) == 1 else "score"
-    headers = [header.format(score_name=score_name) for _, header in TABLE_COLUMNS]
+    # The deaths column only for games that report them.
+    columns = [(k, h) for k, h in TABLE_COLUMNS if k != "deaths" or any(row["deaths"] for row in rows)]
+    headers = [header.format(score_name=score_name) for _, header in columns]
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for row in rows:
         cells = []
-        for key, _ in TABLE_COLUMNS:
+        for key, _ in columns:
             if key in _PAIRED:
                 mean, std = row[f"{key}_mean"], row[f"{key}_std"]
                 cells.append(_fmt(mean) + (f" ± {_fmt(std)}" if math.isfinite(std) else ""))
@@ -124,6 +149,8 @@ def format_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
                 cells.append(interval_text(interval, digits=_cell_digits(interval.iqm)))
             elif key == "experiment":
                 cells.append(f"`{row[key]}`")
+            elif key == "deaths":
+                cells.append(_deaths_text(row) or "–")
             elif key == "runs" and row["evaluated"] != row["runs"]:
                 cells.append(f"{row['runs']} ({row['evaluated']} evaluated)")
             else:
@@ -142,6 +169,7 @@ CSV_FIELDS: tuple[str, ...] = (
     ("experiment", "runs", "evaluated", "score_name")
     + tuple(f"{key}_{stat}" for key in _PAIRED for stat in ("mean", "std"))
     + tuple(f"{key}_{stat}" for key in _IQM for stat in ("iqm", "iqm_low", "iqm_high"))
+    + ("deaths",)
 )
 
 
@@ -151,9 +179,9 @@ def format_csv(rows: Sequence[Mapping[str, Any]]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow(
-            {k: ("" if isinstance(row[k], float) and not math.isfinite(row[k]) else row[k]) for k in CSV_FIELDS}
-        )
+        cells = {k: row[k] for k in CSV_FIELDS if k != "deaths"}
+        cells = {k: ("" if isinstance(v, float) and not math.isfinite(v) else v) for k, v in cells.items()}
+        writer.writerow({**cells, "deaths": _deaths_text(row, separator="; ")})
     return buffer.getvalue()
 
 
