@@ -256,11 +256,10 @@ def _measure_in_subprocess(
         env["TF_ENABLE_ONEDNN_OPTS"] = "0"
     cwd = BENCH_DIR.parent
     if path == "base":
-        # BASE_COMMIT's tree first on sys.path (python -m puts the working folder there), so its
-        # harness, envs and experiments are imported instead of the installed ones.
+        # Run from BASE_COMMIT's tree: `python -m` puts the working folder first on the import path, ahead
+        # of the installed package, so its harness, envs and experiments are the ones imported.
         cwd = base_tree()
         args[args.index("--path") + 1] = "fast"
-        env["PYTHONPATH"] = str(cwd)
     result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, env={**env, **(extra_env or {})})
     if result.returncode != 0:
         raise SystemExit(

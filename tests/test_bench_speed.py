@@ -3,7 +3,6 @@ it runs them in, the tables and the targets it writes. Real measurements: test_f
 (`measure` on a short catch_dense run) and `make bench` itself."""
 
 import json
-import os
 import subprocess
 import sys
 from typing import Any
@@ -159,8 +158,7 @@ def test_the_base_tree_holds_the_base_commits_code():
         assert (tree / path).read_text() == shown.stdout
     imported = subprocess.run(
         [sys.executable, "-c", "import harness, experiments; print(harness.__file__)"],
-        cwd=tree,
-        env={**os.environ, "PYTHONPATH": str(tree)},
+        cwd=tree,  # as bench.speed runs it: `-c`, like `-m`, puts the working folder first on the import path
         capture_output=True,
         text=True,
     )
