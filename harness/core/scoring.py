@@ -42,7 +42,12 @@ def crash_counts(final_infos: Sequence[dict]) -> dict[str, int]:
     return dict(counts.most_common())
 
 
+def counts_text(counts: dict[str, int], separator: str = ", ") -> str:
+    """Crash counts as text: "block 12, ceiling 5" ("" for none)."""
+    return separator.join(f"{cause} {n}" for cause, n in counts.items())
+
+
 def crashes_text(result: dict[str, Any]) -> str:
     """The text "; crashes: block 12, ceiling 5" for a result that counted them, else ""."""
     crashes = result.get("crashes")
-    return "; crashes: " + ", ".join(f"{cause} {n}" for cause, n in crashes.items()) if crashes else ""
+    return "; crashes: " + counts_text(crashes) if crashes else ""

@@ -25,6 +25,7 @@ import numpy as np
 from harness.core import files
 from harness.core.errors import UserError
 from harness.core.rundir import RunLog, load_run
+from harness.core.scoring import counts_text
 from harness.report.stats import Interval, few_seeds_note, interval_text, iqm_interval, mean_std, method_note
 
 FINAL_FRACTION = 0.10  # "final" metrics: the last 10% of a run's episodes
@@ -112,7 +113,7 @@ def _deaths(evals: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 def _deaths_text(row: Mapping[str, Any], separator: str = ", ") -> str:
     """ "block 30, floor 20, ceiling 10", with "(2 of 3 runs)" when some runs did not count them."""
-    text = separator.join(f"{cause} {n}" for cause, n in row["deaths"].items())
+    text = counts_text(row["deaths"], separator)
     if text and row["deaths_runs"] != row["evaluated"]:
         text += f" ({row['deaths_runs']} of {row['evaluated']} runs)"
     return text
