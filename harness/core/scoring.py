@@ -23,6 +23,9 @@ class Episodes(Protocol):
     def returns(self) -> Sequence[float]: ...
 
     @property
+    def lengths(self) -> Sequence[int]: ...
+
+    @property
     def final_infos(self) -> Sequence[dict]: ...
 
 
@@ -40,6 +43,22 @@ def crash_counts(final_infos: Sequence[dict]) -> dict[str, int]:
     ceiling, floor, block), most frequent first; {} for games that report none."""
     counts = Counter(str(info["crash"]) for info in final_infos if info.get("crash") is not None)
     return dict(counts.most_common())
+
+
+def episodes_result(played: Episodes, score: float, score_name: str) -> dict[str, Any]:
+    """What a summary keeps of played episodes: the score, the mean return, each episode's return
+    and length, and what the episodes crashed into (only for games that name it)."""
+    result: dict[str, Any] = {
+        "score": score,
+        "score_name": score_name,
+        "mean_return": float(np.mean(played.returns)),
+        "returns": list(played.returns),
+        "lengths": list(played.lengths),
+    }
+    crashes = crash_counts(played.final_infos)
+    if crashes:
+        result["crashes"] = crashes
+    return result
 
 
 def counts_text(counts: dict[str, int], separator: str = ", ") -> str:

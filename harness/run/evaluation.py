@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from harness.core.schema import Experiment
-from harness.core.scoring import crash_counts, score_episodes
+from harness.core.scoring import episodes_result, score_episodes
 from harness.kerasrl.agents import make_env
 from harness.kerasrl.callbacks import EpisodeRecorder
 
@@ -38,16 +36,4 @@ def evaluate(
         score, score_name = score_episodes(env, recorder)
     finally:
         env.close()
-    evaluation = {
-        "episodes": episodes,
-        "seed": seed,
-        "mean_return": float(np.mean(recorder.returns)),
-        "score": score,
-        "score_name": score_name,
-        "returns": recorder.returns,
-        "lengths": recorder.lengths,
-    }
-    crashes = crash_counts(recorder.final_infos)
-    if crashes:
-        evaluation["crashes"] = crashes
-    return evaluation
+    return {"episodes": episodes, "seed": seed, **episodes_result(recorder, score, score_name)}

@@ -29,7 +29,7 @@ import envs  # noqa: F401  (registers the project's env ids)
 from envs.catch import CatchEnv, perfect_action
 from envs.cave import CaveEnv, heuristic_action
 from harness.core.errors import UserError, did_you_mean
-from harness.core.scoring import crash_counts, crashes_text, score_episodes
+from harness.core.scoring import crashes_text, episodes_result, score_episodes
 
 # A player maps (the unwrapped env, a seeded generator) to an action; scripted players ignore rng.
 Player = Callable[[gymnasium.Env, np.random.Generator], int]
@@ -127,16 +127,7 @@ def scores(
             value, value_name = score(env, played)
         finally:
             env.close()
-        out[name] = {
-            "score": value,
-            "score_name": value_name,
-            "mean_return": float(np.mean(played.returns)),
-            "returns": played.returns,
-            "lengths": played.lengths,
-        }
-        crashes = crash_counts(played.final_infos)
-        if crashes:
-            out[name]["crashes"] = crashes
+        out[name] = episodes_result(played, value, value_name)
     return out
 
 
