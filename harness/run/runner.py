@@ -54,8 +54,16 @@ from harness.kerasrl.callbacks import (
     StateCheckpoint,
 )
 from harness.kerasrl.tensorboard import TensorBoardLogger
+from harness.report.plots import write_run_curves
 from harness.run.evaluation import evaluate
+from harness.run.media import write_demo
 from harness.run.resume import find_start
+from harness.run.scripted import run_scripted_players
+
+# Every module a run needs is imported here, with the runner, not when the training ends: a run
+# that trains for an hour must finish on the code it started with. Imported later, a module edited
+# meanwhile (an editable install) failed to import against the already-loaded rest, after the
+# training and before the summary (two cave_drqn runs lost their evaluation that way).
 
 __all__ = [
     "EVAL_SEED_OFFSET",
@@ -437,8 +445,6 @@ def _choose_eval_weights(state: _Run) -> None:
 
 
 def _evaluate(state: _Run) -> None:
-    from harness.run.scripted import run_scripted_players
-
     exp = state.exp
     seed = exp.seed + EVAL_SEED_OFFSET
     evaluation = evaluate(exp, state.agent, exp.eval_episodes, seed)
@@ -496,8 +502,6 @@ def _write_summary(state: _Run) -> None:
 def _write_demo(state: _Run) -> None:
     """demo.gif: the greedy agent's first evaluation episodes; a failure must not lose the run."""
     try:
-        from harness.run.media import write_demo
-
         write_demo(state.exp, state.agent, state.run_dir / rundir.DEMO, seed=state.exp.seed + EVAL_SEED_OFFSET)
     except (Exception, KeyboardInterrupt) as err:  # Ctrl-C here: the run is saved, skip the GIF
         _say(
@@ -510,8 +514,6 @@ def _write_demo(state: _Run) -> None:
 def _write_curves(state: _Run) -> None:
     """curves.png, redrawn from the files above; a plotting failure must not lose the run."""
     try:
-        from harness.report.plots import write_run_curves
-
         write_run_curves(state.run_dir)
     except (Exception, KeyboardInterrupt) as err:  # Ctrl-C here: the run is saved, skip the plot
         _say(
