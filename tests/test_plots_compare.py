@@ -19,6 +19,7 @@ from harness.core.registry import resolve_experiment as resolve
 from harness.core.rundir import find_finished
 from harness.launch.compare import compare
 from harness.report import plots
+from harness.run import runner
 from harness.run.runner import run
 from tests.helpers import TINY, cli, tiny
 from tests.test_cli import assert_one_line_error
@@ -99,7 +100,7 @@ def test_plot_failure_does_not_lose_the_run(tmp_path, monkeypatch):
     def broken(run_dir):
         raise RuntimeError("no fonts today")
 
-    monkeypatch.setattr(plots, "write_run_curves", broken)
+    monkeypatch.setattr(runner, "write_run_curves", broken)
     log = io.StringIO()
     run_dir = run(tiny(load_experiment("catch_dense"), nb_steps=150, eval_episodes=1), tmp_path, log=log)
     assert json.loads((run_dir / "summary.json").read_text())["interrupted"] is False
