@@ -118,7 +118,7 @@ def test_docstring_table_is_the_experiments_settings(name):
     documented = _docstring_settings(module.__doc__)
     assert len(documented) >= 15, documented
     assert {key: getattr(exp, key) for key in documented} == documented
-    assert exp.env_id == GAMES[name][0] and exp.network_kwargs == {"hidden": [256, 256]}
+    assert exp.env_id == GAMES[name][0] and exp.network_kwargs["hidden"] == [256, 256]
     assert "hyperparams/dqn.yml" in module.__doc__ and "Not translated:" in module.__doc__
     assert exp.validation_interval > 0 and exp.nb_steps // exp.validation_interval == 10
 

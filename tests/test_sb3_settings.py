@@ -1,10 +1,13 @@
 """Stable-Baselines3's update schedule as settings: `gradient_steps` (bursts of batches) and
-`max_grad_norm` (global-norm gradient clipping).
+`max_grad_norm` (global-norm gradient clipping), and PyTorch's initialisation of dense layers
+(`network_kwargs={"init": "torch"}`).
 
 - A burst of k batches is k single train steps on the same draws, one after another (exact
   weights), and `backward` reports their mean loss.
 - Clipping to a tiny norm all but stops an update that is large without it; the optimizer
   carries the norm; bad values are one-line errors naming what is allowed.
+- `init="torch"` draws every dense layer's weights and biases from U(+-1/sqrt(fan_in)), as
+  PyTorch's nn.Linear does; the saved architecture rebuilds with the same initializers.
 """
 
 from __future__ import annotations
@@ -101,3 +104,42 @@ def test_a_run_with_bursts_and_clipping_trains_and_logs(tmp_path):
     assert summary["steps"] == exp.nb_steps
     config = json.loads((run_dir / "config.json").read_text())["experiment"]
     assert config["gradient_steps"] == 4 and config["max_grad_norm"] == 10.0
+
+
+def _layer_bounds(model):
+    """Per dense layer: (fan_in, largest |weight|, largest |bias|)."""
+    bounds = []
+    for layer in model.layers:
+        if layer.__class__.__name__ == "Dense":
+            weights, biases = layer.get_weights()
+            bounds.append((weights.shape[0], float(np.abs(weights).max()), float(np.abs(biases).max())))
+    return bounds
+
+
+def test_torch_init_draws_weights_and_biases_within_one_over_root_fan_in():
+    from harness.kerasrl.compat import keras
+    from harness.kerasrl.models import build_network
+
+    new_session(0)
+    model = build_network("dense", (1, 2), 3, {"hidden": [256, 256], "init": "torch"})
+    bounds = _layer_bounds(model)
+    assert [fan_in for fan_in, _, _ in bounds] == [2, 256, 256]
+    for fan_in, weight, bias in bounds:
+        # 512+ draws of U(+-b) come within 2% of b; Glorot's bound for (2 -> 256) is 0.152, not 0.707.
+        assert 0.98 * fan_in**-0.5 < weight <= fan_in**-0.5
+        assert 0.0 < bias <= fan_in**-0.5
+    assert bounds[0][2] > 0.9 * 2**-0.5  # the largest of 256 first-layer biases
+    rebuilt = keras.models.model_from_json(model.to_json())
+    assert [fan_in for fan_in, _, _ in _layer_bounds(rebuilt)] == [2, 256, 256]
+    assert rebuilt.layers[1].get_config()["bias_initializer"]["class_name"] == "RandomUniform"
+
+    glorot = _layer_bounds(build_network("dense", (1, 2), 3, {"hidden": [256, 256]}))
+    assert glorot[0][1] <= (6 / 258) ** 0.5 and glorot[0][2] == 0.0
+
+
+def test_an_unknown_init_is_a_one_line_error():
+    from harness.kerasrl.models import build_network
+
+    new_session(0)
+    with pytest.raises(UserError, match=r"init='he' is unknown; expected one of glorot, torch"):
+        build_network("dense", (1, 2), 3, {"hidden": [8], "init": "he"})

@@ -10,6 +10,7 @@ its output still one Q value (the distribution's mean) per action.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator, Sequence
 
 from harness.core.errors import UserError
@@ -20,10 +21,36 @@ from harness.kerasrl.noisy import NoisyDense
 layers = keras.layers
 
 
-def _dense(units: int, noisy_sigma0: float | None, **kwargs: object) -> keras.layers.Layer:
-    """A head layer: plain Dense, or NoisyDense with initial sigma0 when `noisy_sigma0` is set."""
+INITS = ("glorot", "torch")
+
+
+def _initializers(init: str, fan_in: int) -> dict[str, keras.initializers.Initializer]:
+    """A plain Dense layer's initializers: Keras' own (Glorot-uniform weights, zero biases) for
+    "glorot"; for "torch", PyTorch's nn.Linear default, weights and biases both U(+-1/sqrt(fan_in)),
+    which the Stable-Baselines3 and CleanRL results were trained from. It matters on small inputs:
+    MountainCar's 2 inputs get first-layer weights up to 0.71 instead of Glorot's 0.15, and biases
+    that spread the ReLUs' kinks over the input range instead of all at zero."""
+    if init == "glorot":
+        return {}
+    if init != "torch":
+        raise UserError(f"network init={init!r} is unknown; expected one of {', '.join(INITS)}")
+    bound = fan_in**-0.5
+    return {
+        # VarianceScaling(1/3, fan_in, uniform) is U(+-sqrt(3 * (1/3) / fan_in)), PyTorch's
+        # kaiming_uniform_(a=sqrt(5)); a bias has no fan_in of its own, so its bound is fixed here.
+        "kernel_initializer": keras.initializers.VarianceScaling(1 / 3, mode="fan_in", distribution="uniform"),
+        "bias_initializer": keras.initializers.RandomUniform(-bound, bound),
+    }
+
+
+def _dense(
+    units: int, noisy_sigma0: float | None, init: str = "glorot", fan_in: int = 1, **kwargs: object
+) -> keras.layers.Layer:
+    """A head layer: plain Dense with `init`'s initializers (fed `fan_in` inputs), or NoisyDense
+    with initial sigma0 when `noisy_sigma0` is set (its mean weights have their own
+    initialisation, Fortunato et al.'s U(+-1/sqrt(fan_in)), whatever `init` says)."""
     if noisy_sigma0 is None:
-        return layers.Dense(units, **kwargs)
+        return layers.Dense(units, **_initializers(init, fan_in), **kwargs)
     return NoisyDense(units, sigma0=noisy_sigma0, **kwargs)
 
 
@@ -32,15 +59,22 @@ Distribution = tuple[int, float, float, str | None]
 
 
 def _add_q_head(
-    model: keras.Sequential, nb_actions: int, noisy_sigma0: float | None, distribution: Distribution | None
+    model: keras.Sequential,
+    nb_actions: int,
+    noisy_sigma0: float | None,
+    distribution: Distribution | None,
+    init: str = "glorot",
+    fan_in: int = 1,
 ) -> None:
-    """A linear Q value per action, or C51's atoms' logits and their mean per action."""
+    """A linear Q value per action, or C51's atoms' logits and their mean per action (the plain
+    layers initialised by `init`, fed `fan_in` inputs; the dueling atoms' streams keep Keras')."""
+    head: dict[str, object] = {"activation": "linear", "dtype": "float32"}
     if distribution is None:
-        model.add(_dense(nb_actions, noisy_sigma0, activation="linear", name="q_values", dtype="float32"))
+        model.add(_dense(nb_actions, noisy_sigma0, init, fan_in, name="q_values", **head))
         return
     atoms, v_min, v_max, dueling_type = distribution
     if dueling_type is None:
-        model.add(_dense(nb_actions * atoms, noisy_sigma0, activation="linear", name=ATOM_LOGITS, dtype="float32"))
+        model.add(_dense(nb_actions * atoms, noisy_sigma0, init, fan_in, name=ATOM_LOGITS, **head))
     else:
         model.add(DuelingAtoms(nb_actions, atoms, dueling_type, noisy_sigma0, name=ATOM_LOGITS, dtype="float32"))
     model.add(CategoricalQ(nb_actions, atoms, v_min, v_max, name="q_values"))
@@ -53,14 +87,18 @@ def dense(
     activation: str = "relu",
     noisy_sigma0: float | None = None,
     distribution: Distribution | None = None,
+    init: str = "glorot",
 ) -> keras.Model:
-    """The article's 8x8 network: Flatten -> Dense(h, relu) for each h in `hidden` -> Dense(actions)."""
+    """The article's 8x8 network: Flatten -> Dense(h, relu) for each h in `hidden` -> Dense(actions).
+    `init` names the dense layers' initializers: "glorot" (Keras') or "torch" (PyTorch's)."""
     model = keras.Sequential(name="dense_q")
     model.add(layers.InputLayer(input_shape=tuple(input_shape)))
     model.add(layers.Flatten())
+    fan_in = math.prod(int(n) for n in input_shape)
     for units in hidden:
-        model.add(_dense(int(units), noisy_sigma0, activation=activation))
-    _add_q_head(model, nb_actions, noisy_sigma0, distribution)
+        model.add(_dense(int(units), noisy_sigma0, init, fan_in, activation=activation))
+        fan_in = int(units)
+    _add_q_head(model, nb_actions, noisy_sigma0, distribution, init, fan_in)
     return model
 
 
