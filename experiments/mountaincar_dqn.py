@@ -1,4 +1,5 @@
-"""MountainCar-v0 with rl-baselines3-zoo's tuned DQN settings, translated to keras-rl's names.
+"""MountainCar-v0 with rl-baselines3-zoo's tuned DQN settings, translated to keras-rl's names, plus
+3-step returns (beyond the zoo; see below).
 
 Source: hyperparams/dqn.yml of DLR-RM/rl-baselines3-zoo, entry `MountainCar-v0` (the same settings
 since its v1.0 release, whose benchmark.md row, -100.8 ± 9.9 at 120k steps, they made; read at

@@ -199,6 +199,14 @@ def test_burn_in_steps_get_no_gradient_and_their_transitions_do_not_enter_the_lo
         changed = memory.sequences_at(np.array([first]), agent.sequence_length, agent.burn_in, agent.gamma, 2)
         memory.rewards[slots], memory.actions[slots] = kept
         assert loss(changed) == loss(sequence)
+        # The same change on the first loss step's reward does reach the loss: the check above
+        # would see a burn-in reward that leaked into a target.
+        own = memory._physical(np.array([first]))
+        reward = memory.rewards[own].copy()
+        memory.rewards[own] = 99.0
+        leaked = memory.sequences_at(np.array([first]), agent.sequence_length, agent.burn_in, agent.gamma, 2)
+        memory.rewards[own] = reward
+        assert loss(leaked) != loss(sequence)
     # Masked steps' targets are out of the loss too.
     masked = batch._replace(returns=np.where(batch.mask, batch.returns, 99.0).astype(np.float32))
     assert loss(masked) == loss(batch)
