@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from harness.core.errors import DiskFull
+from harness.core.signals import deferred
 
 # mkstemp creates files readable by the owner only; results are meant to be shared like any file
 # the user writes, so renamed files get the usual mode under the process umask.
@@ -36,7 +37,14 @@ _HOOK_LOCK = threading.RLock()
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success it replaces `path` in one rename."""
+    """Yield a temporary path beside `path`; on success it replaces `path` in one rename. A signal
+    during the write stops the run after it (signals.deferred), never half-way through."""
+    with deferred(), _atomic_path(path) as tmp:
+        yield tmp
+
+
+@contextlib.contextmanager
+def _atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     # The temporary name keeps the real suffix: Keras and matplotlib pick the format from it.

@@ -3,16 +3,50 @@ is recorded, listeners are told (a sweep passes it on to its runs), and inside `
 it raises KeyboardInterrupt (a run's training loop ends on that and saves what it has).
 
 Outside `interruptible()` a signal is only recorded, so a second Ctrl-C cannot cut a save short.
+Inside `deferred()` (every file write: harness.core.files, checkpoints) the KeyboardInterrupt waits
+until the write is done: an HDF5 write cut short leaves h5py objects that can crash the process
+when they are freed (harness.core.files.write_with), and a checkpoint cut short is lost.
 """
 
 from __future__ import annotations
 
 import contextlib
 import signal
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 CAUGHT = (signal.SIGINT, signal.SIGTERM)
+
+
+class _Deferral(threading.local):
+    """How many `deferred()` blocks this thread has open, and whether a signal waits for them.
+    Per thread: Python runs signal handlers in the main thread, so only its blocks hold a signal
+    back, and the KeyboardInterrupt is raised there, not in a thread writing beside it."""
+
+    depth = 0
+    pending = False
+
+
+_DEFERRAL = _Deferral()
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """A block that a signal does not interrupt: a KeyboardInterrupt due inside it is raised when
+    the outermost such block ends (not if it ends with an error of its own: that one goes first,
+    and the signal stays recorded by its catcher)."""
+    _DEFERRAL.depth += 1
+    try:
+        yield
+    except BaseException:
+        _DEFERRAL.depth -= 1
+        _DEFERRAL.pending = _DEFERRAL.pending and _DEFERRAL.depth > 0
+        raise
+    _DEFERRAL.depth -= 1
+    if _DEFERRAL.depth == 0 and _DEFERRAL.pending:
+        _DEFERRAL.pending = False
+        raise KeyboardInterrupt
 
 
 def signal_name(number: int) -> str:
@@ -46,6 +80,9 @@ class SignalCatcher:
             callback(signum)
         if self._armed:
             self._armed = False
+            if _DEFERRAL.depth:
+                _DEFERRAL.pending = True  # raised when the write ends (deferred)
+                return
             raise KeyboardInterrupt
 
     def __enter__(self) -> SignalCatcher:

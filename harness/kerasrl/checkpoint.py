@@ -41,7 +41,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from harness.core import files
+from harness.core import files, signals
 from harness.core.errors import UserError, one_line
 from harness.core.rundir import STATE_MARKER, STATE_WEIGHTS, read_json
 from harness.kerasrl.agents import load_weights_checked, weights_bytes
@@ -89,6 +89,19 @@ def save(
     files.check_room(
         directory, weights_bytes(agent) + arrays_bytes + best_bytes, max(weights_bytes(agent), arrays_bytes)
     )
+    with signals.deferred():  # a signal stops the run after the checkpoint, not inside its HDF5 write
+        _write(directory, agent, env, extra, arrays, memory_meta, best_weights)
+
+
+def _write(
+    directory: Path,
+    agent: Any,
+    env: Any,
+    extra: dict[str, Any],
+    arrays: dict[str, np.ndarray],
+    memory_meta: dict[str, Any] | None,
+    best_weights: Path | None,
+) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
         os.chmod(tmp, 0o777 & ~_UMASK)
