@@ -7,9 +7,15 @@ Rainbow's components on the fast path:
 - proportional prioritized replay, alpha 0.5, beta 0.4 -> 1 (Rainbow's values);
 - noisy networks (the dense 512 layer and both head streams, sigma0 0.5), so training acts
   greedily: no epsilon schedule;
-- distributional C51: 51 atoms on [-1, 0.6]. CAVE's rewards are +0.01 a frame and -1 for the
-  crash, so with gamma 0.98 a return lies in [-1, 0.5] (the atoms 0.032 apart); Rainbow's Atari
-  support [-10, 10] would put all of it on a handful of atoms.
+- distributional C51: 51 atoms on [-1, 1]. CAVE's rewards are +0.01 a frame and -1 for the
+  crash; each decision holds its action for 2 frames and keras-rl sums their rewards, so a
+  decision earns 0.02 and, with gamma 0.98 per decision, a return lies in [-1, 0.02 / (1 - 0.98)]
+  = [-1, 1] (the atoms 0.04 apart). A state T decisions before a crash is worth about
+  1 - 2 * 0.98**T: 0.6 at T = 80, 0.96 at T = 200, so a good player's values sit near 1. (The
+  support was [-1, 0.6] until 2026-12-04, from a bound that forgot the frame skip: every state
+  more than 80 decisions from a crash fell on the top atom, and the agent could not tell 100
+  safe decisions from 1,000.) Rainbow's Atari support [-10, 10] would put all of it on a handful
+  of atoms.
 
 Everything else is cave_conv's (Adam 2.5e-4, target copy every 2,000 steps, batch 32, train every
 4 decisions, validation every 25,000 steps), so `make compare NAMES="cave_conv cave_rainbow"`
@@ -38,6 +44,6 @@ EXPERIMENT = dataclasses.replace(
     distributional=True,
     atoms=51,
     v_min=-1.0,
-    v_max=0.6,
+    v_max=1.0,
     nb_steps=250_000,
 )
