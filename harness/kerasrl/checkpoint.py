@@ -89,47 +89,36 @@ def save(
     files.check_room(
         directory, weights_bytes(agent) + arrays_bytes + best_bytes, max(weights_bytes(agent), arrays_bytes)
     )
-    with signals.deferred():  # a signal stops the run after the checkpoint, not inside its HDF5 write
-        _write(directory, agent, env, extra, arrays, memory_meta, best_weights)
-
-
-def _write(
-    directory: Path,
-    agent: Any,
-    env: Any,
-    extra: dict[str, Any],
-    arrays: dict[str, np.ndarray],
-    memory_meta: dict[str, Any] | None,
-    best_weights: Path | None,
-) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
-        os.chmod(tmp, 0o777 & ~_UMASK)
-        agent.save_weights(str(tmp / STATE_WEIGHTS), overwrite=True)
-        with open(tmp / STATE_ARRAYS, "wb") as out:  # a file object: np.savez would rename a path
-            np.savez(out, **cast(dict[str, Any], arrays))  # (numpy's stub types **kwds as allow_pickle)
-        files.write_json(
-            tmp / STATE_JSON,
-            {
-                "format": FORMAT,
-                "step": int(agent.step),
-                "random": random_states(env),
-                "memory": memory_meta,
-                "optimizer": _optimizer(agent) is not None,
-                **extra,
-            },
-        )
-        if best_weights is not None and best_weights.is_file():
-            shutil.copyfile(best_weights, tmp / BEST_WEIGHTS)
-        sizes = {path.name: path.stat().st_size for path in sorted(tmp.iterdir())}
-        files.write_json(tmp / STATE_MARKER, {"format": FORMAT, "step": int(agent.step), "files": sizes})
-        os.rename(tmp, directory)
-    except OSError as err:
-        if not files.no_room(err):
-            raise
-        raise files.disk_full(directory, err) from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)  # gone after the rename; left behind only on failure
+    # A signal stops the run after the checkpoint, not inside its HDF5 write (signals.deferred).
+    with signals.deferred():
+        try:
+            os.chmod(tmp, 0o777 & ~_UMASK)
+            agent.save_weights(str(tmp / STATE_WEIGHTS), overwrite=True)
+            with open(tmp / STATE_ARRAYS, "wb") as out:  # a file object: np.savez would rename a path
+                np.savez(out, **cast(dict[str, Any], arrays))  # (numpy's stub types **kwds as allow_pickle)
+            files.write_json(
+                tmp / STATE_JSON,
+                {
+                    "format": FORMAT,
+                    "step": int(agent.step),
+                    "random": random_states(env),
+                    "memory": memory_meta,
+                    "optimizer": _optimizer(agent) is not None,
+                    **extra,
+                },
+            )
+            if best_weights is not None and best_weights.is_file():
+                shutil.copyfile(best_weights, tmp / BEST_WEIGHTS)
+            sizes = {path.name: path.stat().st_size for path in sorted(tmp.iterdir())}
+            files.write_json(tmp / STATE_MARKER, {"format": FORMAT, "step": int(agent.step), "files": sizes})
+            os.rename(tmp, directory)
+        except OSError as err:
+            if not files.no_room(err):
+                raise
+            raise files.disk_full(directory, err) from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)  # gone after the rename; left behind only on failure
 
 
 def _optimizer(agent: Any) -> Any:
