@@ -29,7 +29,8 @@ from harness.core.errors import UserError
 from harness.core.registry import load_experiment
 from harness.core.schema import apply_overrides
 from harness.kerasrl.memory import RingMemory
-from harness.kerasrl.prioritized import PrioritizedRingMemory, SumTree
+from harness.kerasrl.prioritized import PrioritizedRingMemory
+from harness.kerasrl.sum_tree import SumTree
 from harness.run.runner import run
 from tests.helpers import tiny
 from tests.test_fast_path import OBS, _agents, _episode_stream
@@ -156,6 +157,60 @@ def test_sum_tree_after_partial_updates_is_a_tree_built_from_its_leaves(branchin
     near_edges = np.concatenate([sums, np.nextafter(sums, 0.0), np.nextafter(sums, np.inf)])
     mass = np.concatenate([rng.random(2000) * tree.total, near_edges[near_edges < tree.total]])
     np.testing.assert_array_equal(tree.find(mass), rebuilt.find(mass))
+
+
+class _NumpySumTree:
+    """The sum tree as NumPy computed it before harness.kerasrl.sum_tree's compiled walks: the oracle
+    they must match addition for addition, so that a seed draws what it drew before."""
+
+    def __init__(self, size: int, k: int) -> None:
+        sizes, n = [], size
+        while True:
+            groups = -(-n // k)
+            sizes.append(groups * k)
+            if groups == 1:
+                break
+            n = groups
+        self.k, self.levels = k, [np.zeros(n) for n in reversed(sizes)]
+        self.running = [np.add.accumulate(level.reshape(-1, k), axis=-1).ravel() for level in self.levels]
+
+    def set(self, leaves: np.ndarray, values: np.ndarray) -> None:
+        k, index = self.k, np.asarray(leaves)
+        self.levels[-1][index] = values
+        for depth in range(len(self.levels) - 1, -1, -1):
+            index = index // k
+            rows = self.running[depth].reshape(-1, k)
+            rows[index] = sums = np.add.accumulate(self.levels[depth].reshape(-1, k)[index], axis=-1)
+            if depth:
+                self.levels[depth - 1][index] = sums[:, -1]
+
+    def find(self, mass: np.ndarray) -> np.ndarray:
+        mass, index = np.array(mass, dtype=np.float64), np.zeros(len(mass), dtype=np.int64)
+        for running, level in zip(self.running, self.levels, strict=True):
+            past = running.reshape(-1, self.k)[index] > mass[:, None]
+            past[:, -1] = True
+            index = index * self.k + past.argmax(axis=1)
+            mass -= running[index] - level[index]
+        return index
+
+
+@pytest.mark.parametrize("branching", [2, 32])
+def test_sum_tree_matches_the_numpy_oracle_bit_for_bit(branching):
+    rng = np.random.default_rng(7 + branching)
+    size = 50_000
+    tree, oracle = SumTree(size, branching), _NumpySumTree(size, branching)
+    for count in [size, 35, 1, 33, 4096, 35, 2]:
+        leaves = rng.choice(size, count, replace=False)
+        values = rng.random(count) ** 3 * (rng.random(count) > 0.1)
+        tree.set(leaves, values)
+        oracle.set(leaves, values)
+        assert all(np.array_equal(a, b) for a, b in zip(tree.levels, oracle.levels, strict=True))
+        total = oracle.running[0][-1]
+        assert tree.total == total
+        sums = np.cumsum(oracle.levels[-1])
+        near = np.concatenate([sums[:2000], np.nextafter(sums[:2000], 0.0), rng.random(500) * total])
+        mass = np.minimum(near, np.nextafter(total, 0.0))
+        np.testing.assert_array_equal(tree.find(mass), oracle.find(mass))
 
 
 def _prioritized(limit=64, window_length=1, alpha=0.6, seed=0) -> tuple[PrioritizedRingMemory, list]:

@@ -5,7 +5,8 @@
   agents       env, processor, memory, policy and compiled agent from an Experiment; weights loading
   fast         FastDQNAgent: one session call per train step
   memory       RingMemory: the fast path's replay memory, its batches and n-step returns
-  prioritized  PrioritizedRingMemory and its sum tree: proportional prioritized replay
+  prioritized  PrioritizedRingMemory: proportional prioritized replay
+  sum_tree     SumTree: the sum tree it samples from, its walks compiled with Numba
   noisy        NoisyDense: noisy networks, and the switch that turns the noise off for greedy play
   distributional  C51: the categorical Q head, its dueling form, the projected target
   recurrent    RecurrentDQNAgent and its network: DRQN (per-frame encoder -> LSTM -> Q head), burn-in

@@ -1,11 +1,9 @@
-"""Prioritized experience replay (Schaul et al. 2016, proportional): `SumTree` and
-`PrioritizedRingMemory`, a `RingMemory` (so an `rl.memory.Memory`) that samples transitions in
+"""Prioritized experience replay (Schaul et al. 2016, proportional): `PrioritizedRingMemory`, a
+`RingMemory` (so an `rl.memory.Memory`) that samples transitions in
 proportion to priority**alpha and returns the importance-sampling weights the loss needs.
 
-keras-rl has no prioritized replay. Written here rather than borrowed: Dopamine's and CleanRL's
-sum trees walk the tree one sample at a time in Python; this one descends and updates a whole
-batch at once with NumPy (O(batch * log N) work in log N vectorised steps), which is what keeps
-its cost small next to catch_dense's ~250-microsecond env steps.
+keras-rl has no prioritized replay. The sum tree is harness.kerasrl.sum_tree's (compiled walks;
+see there why not a library's).
 """
 
 from __future__ import annotations
@@ -16,116 +14,14 @@ from typing import Any
 import numpy as np
 
 from harness.kerasrl.memory import Batch, RingMemory
+from harness.kerasrl.sum_tree import SumTree
 
-__all__ = ["PrioritizedRingMemory", "SumTree"]
+__all__ = ["PrioritizedRingMemory"]
 
 
 # Slots waiting for the tree at most (a dict entry costs about 100 bytes; 4,096 of them are
 # flushed in one batched update of a few milliseconds).
 _MAX_PENDING = 4096
-
-
-def _running_sums(values: np.ndarray) -> np.ndarray:
-    """Running sums along the last axis: `np.cumsum`'s numbers, the same additions in the same
-    order, from the ufunc directly. Why: for the small (batch, 32) blocks of a tree level,
-    np.cumsum's dispatch costs more than the additions (measured: 15 against 6 microseconds for
-    32 x 32, identical results)."""
-    return np.add.accumulate(values, axis=-1)
-
-
-class SumTree:
-    """Non-negative values in `size` leaves and their sums, in a tree of branching factor `branching`.
-
-    `levels[-1]` holds the leaves, `levels[d - 1][i]` the sum of `levels[d][k * i : k * i + k]`
-    (k = branching, every level padded with zeros to a multiple of k), `levels[0]` the root's
-    children. Why 32 children and not a binary tree: every level costs a few NumPy calls for the
-    whole batch whatever its width, and at these batch sizes the calls' overhead, not the
-    arithmetic, is the cost; 32 children cut the levels of a 100,000-leaf tree from 17 to 4 (still
-    O(log N) levels, O(batch * k * log_k N) work per batch). Measured for a batch of 32 (search plus
-    the update of 35 leaves, CPU time, best of 40 alternating rounds in one process, on a 2-core
-    machine loaded by other work, load average about 2): 1,000 leaves 79 microseconds binary
-    against 21 with 32 children; 100,000 leaves 155 against 56. Each sum is recomputed from its
-    children with the same sequence of additions `find` compares against (a running sum along
-    each group of k), never adjusted by a difference, so no rounding error accumulates and `find`
-    sees exactly the stored sums.
-
-    Those running sums are kept, one per node (twice the levels' memory: about 17 bytes a leaf
-    in all). Why: they are computed anyway when a value changes, and `find` would otherwise sum
-    its batch's 32 groups again at every level, the largest of its costs (NumPy's accumulate
-    pays per row). Before they were kept (and with a bool sum in place of argmax, and every
-    changed group gathered) the measurement above gave 43 microseconds for 1,000 leaves and 91
-    for 100,000.
-    """
-
-    def __init__(self, size: int, branching: int = 32) -> None:
-        self.size, self.branching = int(size), int(branching)
-        sizes, n = [], self.size
-        while True:
-            groups = -(-n // self.branching)
-            sizes.append(groups * self.branching)
-            if groups == 1:
-                break
-            n = groups
-        self.load([np.zeros(n, dtype=np.float64) for n in reversed(sizes)])
-
-    @property
-    def total(self) -> float:
-        return self._total
-
-    def get(self, leaves: np.ndarray) -> np.ndarray:
-        return self.levels[-1][np.asarray(leaves)]
-
-    def load(self, levels: list[np.ndarray]) -> None:
-        """Take `levels` as they are (a saved tree's), and the sums derived from them."""
-        k = self.branching
-        self.levels = [np.array(level, dtype=np.float64) for level in levels]
-        # Each group's running sums (level d, children k * g ... k * g + k - 1: row g), kept so
-        # that `find` reads them instead of summing again; and (n / k, k) views of both, made once.
-        self._running = [_running_sums(level.reshape(-1, k)).ravel() for level in self.levels]
-        self._level_rows = [level.reshape(-1, k) for level in self.levels]
-        self._running_rows = [running.reshape(-1, k) for running in self._running]
-        self._total = float(self._running[0][-1])
-
-    def set(self, leaves: np.ndarray, values: np.ndarray) -> None:
-        """leaves[i] = values[i] for distinct `leaves`, and every sum above them."""
-        k = self.branching
-        index = np.asarray(leaves, dtype=np.int64)
-        self.levels[-1][index] = values
-        for depth in range(len(self.levels) - 1, -1, -1):
-            groups, running = self._level_rows[depth], self._running_rows[depth]
-            if len(groups) <= 3 * len(index):
-                # Summing every group gives the untouched ones' stored sums again, and with up to
-                # about three groups per changed leaf it costs less than gathering the touched ones
-                # (valgrind: 49 groups 30,000 instructions, gathering 33 of them 56,000).
-                np.add.accumulate(groups, axis=-1, out=running)  # _running_sums, in place
-                if depth:
-                    self.levels[depth - 1][: len(groups)] = running[:, -1]
-                continue
-            index = index // k
-            running[index] = sums = _running_sums(groups.take(index, axis=0))
-            self.levels[depth - 1][index] = sums[:, -1]
-        self._total = float(self._running[0][-1])
-
-    def find(self, mass: np.ndarray) -> np.ndarray:
-        """For each `mass` in [0, total): the leaf i with prefix(i) <= mass < prefix(i + 1)."""
-        k = self.branching
-        mass = np.array(mass, dtype=np.float64)
-        column = mass[:, None]  # a view: follows the updates of `mass` in place
-        # At every level the child is the first whose running sum exceeds the mass, or the last
-        # (which takes what rounding leaves past the row's sum). A row's running sums never
-        # decrease (the values are non-negative), so that is a binary search, or the first True
-        # of `sums > mass`. Why not count the sums <= mass: a bool sum along rows costs ten times
-        # as much as argmax.
-        running, level = self._running[0], self.levels[0]  # one row, the same for every mass
-        index = np.searchsorted(running[:-1], mass, side="right")
-        mass -= running[index] - level[index]  # the sum of the children before the one taken
-        for rows, running, level in zip(self._running_rows[1:], self._running[1:], self.levels[1:], strict=True):
-            past = rows.take(index, axis=0) > column
-            past[:, -1] = True
-            index *= k
-            index += past.argmax(axis=1)
-            mass -= running[index] - level[index]
-        return index
 
 
 class PrioritizedRingMemory(RingMemory):
