@@ -177,6 +177,40 @@ def test_the_table_sums_what_the_evaluation_episodes_died_of(graves_run, tmp_pat
     ]
 
 
+def test_the_per_run_table_gives_each_seed_against_the_scripted_players(graves_run, tmp_path):
+    from harness.report import tables
+
+    _, run_dir = graves_run
+    copies = []
+    for seed, score, crashes in ((4, 150.0, {"block": 3, "floor": 1}), (9, 300.0, None)):
+        copy = shutil.copytree(run_dir, tmp_path / f"seed{seed}")
+        config = json.loads((copy / "config.json").read_text())
+        config["experiment"]["seed"] = seed
+        (copy / "config.json").write_text(json.dumps(config))
+        summary = json.loads((copy / "summary.json").read_text())
+        summary["eval"].update(score=score, score_name="frames", crashes=crashes)
+        summary["eval"]["baselines"] = {"random": {"score": 50.0}, "heuristic": {"score": 600.0}}
+        summary.update(wall_seconds=90.0, steps_per_second=12.5)
+        summary["validation"] = {"best_score": 320.5, "best_step": 25_000}
+        (copy / "summary.json").write_text(json.dumps(summary))
+        copies.append(copy)
+    groups = {"cave_like": copies}
+    assert [(r["seed"], r["score"], r["random"], r["reference"]) for r in tables.per_run_table(groups)] == [
+        (4, 150.0, 50.0, 600.0),
+        (9, 300.0, 50.0, 600.0),
+    ]
+    report = tables.format_report(groups, tables.summary_table(groups))
+    per_run = report.split("Per run:")[1].strip().splitlines()
+    assert per_run[0] == (
+        "| experiment | seed | eval frames | × random | of the heuristic | best validation (step) | deaths "
+        "| wall time | steps/s |"
+    )
+    assert per_run[2] == (
+        "| `cave_like` | 4 | 150.0 | 3.0× | 25.0% | 320.5 (25,000) | block 3, floor 1 | 1.5 min | 12.5 |"
+    )
+    assert per_run[3] == "| `cave_like` | 9 | 300.0 | 6.0× | 50.0% | 320.5 (25,000) | – | 1.5 min | 12.5 |"
+
+
 def test_only_finished_identical_runs_are_reused(runs, graves_run):
     exp, run_dir = graves_run
     wanted = resolve("catch_graves", 0, STEPS, TINY_SET)

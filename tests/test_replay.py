@@ -20,6 +20,8 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -211,6 +213,16 @@ def test_sum_tree_matches_the_numpy_oracle_bit_for_bit(branching):
         near = np.concatenate([sums[:2000], np.nextafter(sums[:2000], 0.0), rng.random(500) * total])
         mass = np.minimum(near, np.nextafter(total, 0.0))
         np.testing.assert_array_equal(tree.find(mass), oracle.find(mass))
+
+
+def test_numba_loads_only_with_a_sum_tree():
+    """The fast path without prioritized replay never imports Numba (about 100 MB of RSS)."""
+    code = (
+        "import sys, harness.kerasrl.fast, harness.kerasrl.prioritized; before = 'numba' in sys.modules; "
+        "from harness.kerasrl.sum_tree import SumTree; SumTree(10); print(before, 'numba' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["False", "True"]
 
 
 def _prioritized(limit=64, window_length=1, alpha=0.6, seed=0) -> tuple[PrioritizedRingMemory, list]:

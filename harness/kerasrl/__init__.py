@@ -6,7 +6,8 @@
   fast         FastDQNAgent: one session call per train step
   memory       RingMemory: the fast path's replay memory, its batches and n-step returns
   prioritized  PrioritizedRingMemory: proportional prioritized replay
-  sum_tree     SumTree: the sum tree it samples from, its walks compiled with Numba
+  sum_tree     SumTree: the sum tree it samples from
+  sum_tree_kernels  the tree's walks, compiled with Numba (imported with the first SumTree)
   noisy        NoisyDense: noisy networks, and the switch that turns the noise off for greedy play
   distributional  C51: the categorical Q head, its dueling form, the projected target
   recurrent    RecurrentDQNAgent and its network: DRQN (per-frame encoder -> LSTM -> Q head), burn-in

@@ -9,80 +9,16 @@ steps (the issue allows 20%). The same loops compiled by Numba take a few micros
 prioritized buffer would own the transitions and its own unseeded generator, which a checkpoint
 cannot save; Dopamine's and CleanRL's trees walk one sample at a time in Python.
 
-The arithmetic is the NumPy version's, addition for addition (tests/test_replay.py keeps that
-version as the oracle): a group's running sums are `np.add.accumulate`'s left-to-right sums, a
-parent is its group's last running sum, and `find` subtracts `running - value` at each level, so
-runs recorded before the kernels gave the same draws after them.
+The walks are harness.kerasrl.sum_tree_kernels', loaded with the first tree (a run without
+prioritized replay never imports Numba); their arithmetic is the NumPy version's, addition for
+addition, so runs recorded before them draw the same transitions after them.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 __all__ = ["SumTree"]
-
-
-@njit(cache=True, nogil=True)
-def _accumulate_group(level: np.ndarray, running: np.ndarray, start: int, k: int) -> float:
-    """running[start:start + k] = the running sums of level[start:start + k]; returns their total."""
-    total = level[start]
-    running[start] = total
-    for j in range(start + 1, start + k):
-        total = total + level[j]
-        running[j] = total
-    return total
-
-
-@njit(cache=True, nogil=True)
-def _set(
-    levels: np.ndarray, running: np.ndarray, offsets: np.ndarray, k: int, leaves: np.ndarray, values: np.ndarray
-) -> None:
-    """Write `values` at `leaves` (distinct) of the last level, then every group above them, level
-    by level from the leaves up (a group is recomputed once all of its children are final, and
-    once: siblings share it)."""
-    depth = len(offsets) - 2  # level d occupies [offsets[d], offsets[d + 1])
-    base = offsets[depth]
-    for i in range(len(leaves)):
-        levels[base + leaves[i]] = values[i]
-    groups = np.sort(leaves // k)
-    while True:
-        base = offsets[depth]
-        previous = -1
-        for group in groups:
-            if group != previous:
-                total = _accumulate_group(levels, running, base + group * k, k)
-                if depth:
-                    levels[offsets[depth - 1] + group] = total
-                previous = group
-        if depth == 0:
-            return
-        groups //= k  # still sorted
-        depth -= 1
-
-
-@njit(cache=True, nogil=True)
-def _find(levels: np.ndarray, running: np.ndarray, offsets: np.ndarray, k: int, mass: np.ndarray) -> np.ndarray:
-    """For each mass: the leaf whose prefix-sum interval holds it. At every level the child taken is
-    the first whose running sum exceeds the mass, or the group's last (which takes what rounding
-    leaves past the group's sum); the mass then loses the running sum before that child."""
-    depths = len(offsets) - 1
-    out = np.empty(len(mass), dtype=np.int64)
-    for i in range(len(mass)):
-        m = mass[i]
-        index = 0
-        for depth in range(depths):
-            start = offsets[depth] + index * k
-            child = k - 1
-            for j in range(k - 1):
-                if running[start + j] > m:
-                    child = j
-                    break
-            node = start + child
-            m -= running[node] - levels[node]
-            index = index * k + child
-        out[i] = index
-    return out
 
 
 class SumTree:
@@ -111,6 +47,9 @@ class SumTree:
             if groups == 1:
                 break
             n = groups
+        from harness.kerasrl import sum_tree_kernels  # Numba loads with the first tree, not with the package
+
+        self._walks = sum_tree_kernels
         self.load([np.zeros(n, dtype=np.float64) for n in reversed(sizes)])
         # Compile the walks (or load them from Numba's cache) now, with no work, rather than at the
         # first draw inside a timed training loop.
@@ -138,9 +77,9 @@ class SumTree:
         values = np.ascontiguousarray(values, dtype=np.float64)  # one compiled signature
         if values.shape != leaves.shape:
             raise ValueError(f"SumTree.set: {len(leaves)} leaves but values of shape {values.shape}")
-        _set(self._levels, self._running, self._offsets, self.branching, leaves, values)
+        self._walks.set_leaves(self._levels, self._running, self._offsets, self.branching, leaves, values)
 
     def find(self, mass: np.ndarray) -> np.ndarray:
         """For each `mass` in [0, total): the leaf i with prefix(i) <= mass < prefix(i + 1)."""
         mass = np.ascontiguousarray(mass, dtype=np.float64)
-        return _find(self._levels, self._running, self._offsets, self.branching, mass)
+        return self._walks.find(self._levels, self._running, self._offsets, self.branching, mass)

@@ -117,8 +117,8 @@ def compare(
     title = f"{' vs '.join(names)} ({seeds_text}, {_steps_text(plan)})"
     result.png = plots.plot_runs(result.groups, out_dir / "compare.png", title=title)
     result.markdown, result.csv = out_dir / "compare.md", out_dir / "compare.csv"
-    rows = tables.write_table(result.groups, result.markdown, result.csv)
-    result.table = tables.format_markdown(rows)
+    tables.write_table(result.groups, result.markdown, result.csv)
+    result.table = result.markdown.read_text()
     return result
 
 

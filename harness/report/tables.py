@@ -8,6 +8,11 @@ score, its interquartile mean over the runs with a 95% stratified-bootstrap inte
 (CAVE: ceiling, floor, block), what the evaluation episodes of all runs died of, summed. Read from
 the run directories only
 (harness.core.rundir), without TensorFlow.
+
+The per-run table (one row per run, the numbers a learning claim is reported with): its seed, the
+greedy evaluation score, that score against the random player's and the best scripted player's on
+the same episodes (summary.json's `eval.baselines`), the best validation round, what the
+evaluation episodes died of, the wall time and the speed.
 """
 
 from __future__ import annotations
@@ -186,12 +191,102 @@ def format_csv(rows: Sequence[Mapping[str, Any]]) -> str:
     return buffer.getvalue()
 
 
+def per_run_table(groups: Mapping[str, Sequence[str | Path | RunLog]]) -> list[dict[str, Any]]:
+    """One row per evaluated run, in each group's order: experiment, seed, score, score_name,
+    random (the random player's score on the same episodes, or None), reference and reference_name
+    (the other scripted player's: CAVE's heuristic pilot, Catch's perfect player; None without
+    one), best_validation and best_step (None without validation), deaths (text), wall_seconds,
+    steps_per_second."""
+    rows = []
+    for label, group in load_groups(groups).items():
+        for run in group:
+            summary = run.summary or {}
+            evaluation = summary.get("eval")
+            if not evaluation:
+                continue
+            baselines = evaluation.get("baselines") or {}
+            others = [name for name in baselines if name != "random"]
+            validation = summary.get("validation") or {}
+            rows.append(
+                {
+                    "experiment": label,
+                    "seed": run.seed,
+                    "score": float(evaluation["score"]),
+                    "score_name": evaluation.get("score_name", "score"),
+                    "random": baselines["random"]["score"] if "random" in baselines else None,
+                    "reference_name": others[0] if others else None,
+                    "reference": baselines[others[0]]["score"] if others else None,
+                    "best_validation": validation.get("best_score"),
+                    "best_step": validation.get("best_step"),
+                    "deaths": counts_text(evaluation.get("crashes") or {}),
+                    "wall_seconds": summary.get("wall_seconds"),
+                    "steps_per_second": summary.get("steps_per_second"),
+                }
+            )
+    return rows
+
+
+def format_per_run_markdown(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The per-run table as Markdown ("" without rows); the baseline, validation and deaths columns
+    only when some run has them."""
+    if not rows:
+        return ""
+    score_name = rows[0]["score_name"] if len({row["score_name"] for row in rows}) == 1 else "score"
+    reference = next((row["reference_name"] for row in rows if row["reference_name"]), None)
+    columns: list[tuple[str, Any]] = [
+        ("experiment", lambda row: f"`{row['experiment']}`"),
+        ("seed", lambda row: str(row["seed"])),
+        (f"eval {score_name}", lambda row: _score_text(row["score"])),
+    ]
+    if any(row["random"] for row in rows):
+        columns.append(("× random", lambda row: _ratio(row["score"], row["random"], "×")))
+    if reference:
+        columns.append((f"of the {reference}", lambda row: _ratio(row["score"], row["reference"], "%")))
+    if any(row["best_step"] is not None for row in rows):
+        columns.append(("best validation (step)", _best_validation))
+    if any(row["deaths"] for row in rows):
+        columns.append(("deaths", lambda row: row["deaths"] or "–"))
+    columns += [
+        ("wall time", lambda row: "–" if row["wall_seconds"] is None else f"{row['wall_seconds'] / 60:.1f} min"),
+        ("steps/s", lambda row: "–" if row["steps_per_second"] is None else f"{row['steps_per_second']:.1f}"),
+    ]
+    lines = ["| " + " | ".join(header for header, _ in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(row) for _, cell in columns) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _ratio(value: float, base: float | None, unit: str) -> str:
+    """value / base as "3.2×" or "45.1%" ("–" without a positive base)."""
+    if not base or base <= 0:
+        return "–"
+    return f"{value / base:.1f}×" if unit == "×" else f"{100 * value / base:.1f}%"
+
+
+def _best_validation(row: Mapping[str, Any]) -> str:
+    if row["best_step"] is None or row["best_validation"] is None:
+        return "–"
+    return f"{_score_text(float(row['best_validation']))} ({int(row['best_step']):,})"
+
+
+def _score_text(value: float) -> str:
+    """A score with one decimal (frames: 180.4), or _fmt's three for a fraction (a catch rate)."""
+    return _fmt(value) if abs(value) < 1 else f"{value:,.1f}"
+
+
+def format_report(groups: Mapping[str, Sequence[str | Path | RunLog]], rows: Sequence[Mapping[str, Any]]) -> str:
+    """The final-metrics table (`rows`, summary_table's) and below it the per-run table."""
+    per_run = format_per_run_markdown(per_run_table(groups))
+    return format_markdown(rows) + ("\nPer run:\n\n" + per_run if per_run else "")
+
+
 def write_table(
     groups: Mapping[str, Sequence[str | Path | RunLog]], out_md: str | Path, out_csv: str | Path
 ) -> list[dict[str, Any]]:
-    """Write the final-metrics table as Markdown and CSV (atomically); return its rows."""
-    rows = summary_table(groups)
-    files.write_text(out_md, format_markdown(rows))
+    """Write the final-metrics table and the per-run table as Markdown, the former as CSV too
+    (atomically); return the final-metrics rows."""
+    loaded = load_groups(groups)
+    rows = summary_table(loaded)
+    files.write_text(out_md, format_report(loaded, rows))
     files.write_text(out_csv, format_csv(rows))
     return rows
 
