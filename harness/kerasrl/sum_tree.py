@@ -5,7 +5,10 @@ Why compiled, and why not a library's tree: a batch's descent and its update are
 float additions and comparisons, but written with NumPy they cost one vectorised call per level
 and per step of bookkeeping, and at catch_dense's batch of 32 those calls' overhead was the whole
 cost: 45 of the ~100 microseconds prioritized replay added to each of its ~350-microsecond env
-steps (the issue allows 20%). The same loops compiled by Numba take a few microseconds. cpprb's C++
+steps (the issue allows 20%). The same loops compiled by Numba take a few microseconds (a batch
+of 32 in a 50,000-leaf tree: `find` 21 -> 2.3, updating 35 leaves 24 -> 1.8, medians of 20,000
+calls), and prioritized replay's cost on catch_dense fell from 22.9% to 13.6% (medians of 5
+alternating 10,000-step runs, idle machine; `make bench`: 15.1%). cpprb's C++
 prioritized buffer would own the transitions and its own unseeded generator, which a checkpoint
 cannot save; Dopamine's and CleanRL's trees walk one sample at a time in Python.
 

@@ -1,7 +1,8 @@
 """The sum tree's walks, compiled with Numba: `set_leaves` (write leaves, recompute the groups
 above them) and `find` (the leaf holding each mass). harness.kerasrl.sum_tree imports this module
-when the first SumTree is built, so that a run without prioritized replay never loads Numba (its
-import adds about 100 MB to a process).
+when the first SumTree is built, so that a run without prioritized replay never loads Numba
+(measured: importing the fast path 594 MB peak RSS, with Numba 673 MB, with a tree and its walks
+loaded 712 MB).
 
 The arithmetic is the NumPy version's, addition for addition (tests/test_replay.py keeps that
 version as the oracle): a group's running sums are `np.add.accumulate`'s left-to-right sums, a
