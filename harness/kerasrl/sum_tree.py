@@ -9,8 +9,9 @@ steps (the issue allows 20%). The same loops compiled by Numba take a few micros
 of 32 in a 50,000-leaf tree: `find` 21 -> 2.3, updating 35 leaves 24 -> 1.8, medians of 20,000
 calls), and prioritized replay's cost on catch_dense fell from 22.9% to 13.6% (medians of 5
 alternating 10,000-step runs, idle machine; `make bench`: 15.1%). cpprb's C++
-prioritized buffer would own the transitions and its own unseeded generator, which a checkpoint
-cannot save; Dopamine's and CleanRL's trees walk one sample at a time in Python.
+prioritized buffer stores the transitions itself (a second copy beside RingMemory's, or a rewrite
+of it and of its checkpoint format); Dopamine's and CleanRL's trees walk one sample at a time in
+Python.
 
 The walks are harness.kerasrl.sum_tree_kernels', loaded with the first tree (a run without
 prioritized replay never imports Numba); their arithmetic is the NumPy version's, addition for
