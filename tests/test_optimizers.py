@@ -292,6 +292,34 @@ def test_make_optimizer(name, cls, default_lr):
     assert make_optimizer(name) is not make_optimizer(name)  # fresh each time
 
 
+def _adam_reference(init, grads, learning_rate, epsilon, beta_1=0.9, beta_2=0.999):
+    """Keras' legacy Adam in float64 NumPy: lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t), then
+    w -= lr_t * m / (sqrt(v) + epsilon)."""
+    theta, m, v, out = [w.copy() for w in init], [0.0 * w for w in init], [0.0 * w for w in init], []
+    for t, step_grads in enumerate(grads, start=1):
+        lr_t = learning_rate * np.sqrt(1 - beta_2**t) / (1 - beta_1**t)
+        for i, g32 in enumerate(step_grads):
+            g = g32.astype(np.float64)
+            m[i] = beta_1 * m[i] + (1 - beta_1) * g
+            v[i] = beta_2 * v[i] + (1 - beta_2) * g**2
+            theta[i] = theta[i] - lr_t * m[i] / (np.sqrt(v[i]) + epsilon)
+        out.append([w.copy() for w in theta])
+    return out
+
+
+def test_optimizer_epsilon_is_the_one_in_the_update():
+    """optimizer_epsilon (Rainbow's Adam: 1.5e-4) is the epsilon of the update, not Keras' 1e-7."""
+    init, grads, after = _train(make_optimizer("adam", 1e-2, None, 0.5), steps=4)
+    _assert_trajectory(after, _adam_reference(init, grads, 1e-2, 0.5))
+    with pytest.raises(AssertionError):  # the comparison sees the difference
+        _assert_trajectory(after, _adam_reference(init, grads, 1e-2, 1e-7))
+    for name in OPTIMIZERS:
+        assert make_optimizer(name, None, None, 1.5e-4).get_config()["epsilon"] == pytest.approx(1.5e-4)
+    for bad in (0.0, -1e-3, math.nan, math.inf, "1e-3", True):
+        with pytest.raises(ValueError, match="epsilon must be a finite number > 0"):
+            make_optimizer("adam", None, None, bad)
+
+
 def test_make_optimizer_errors():
     with pytest.raises(ValueError) as err:
         make_optimizer("sgd", None)

@@ -89,7 +89,11 @@ def test_the_optimizer_carries_the_norm_and_bad_values_are_one_line_errors():
     assert make_optimizer("adam", None, 10.0).global_clipnorm == 10.0
     assert make_optimizer("graves", None, None).global_clipnorm is None
     exp = load_experiment("catch_dense")
-    for setting, allowed in (("max_grad_norm=0", "> 0 or None"), ("gradient_steps=0", "positive integer")):
+    for setting, allowed in (
+        ("max_grad_norm=0", "> 0 or None"),
+        ("gradient_steps=0", "positive integer"),
+        ("optimizer_epsilon=-1e-4", "> 0 or None"),
+    ):
         with pytest.raises(UserError, match=setting.split("=")[0]) as err:
             apply_overrides(exp, [setting])
         assert allowed in str(err.value) and "\n" not in str(err.value)

@@ -66,6 +66,9 @@ class Experiment:
         1, "batches trained one after another every train_interval steps (Stable-Baselines3's gradient_steps)"
     )
     max_grad_norm: float | None = setting(None, "clip the gradient's global norm to this (None: no clipping)")
+    optimizer_epsilon: float | None = setting(
+        None, "the optimizer's epsilon, added to its denominator (None: its default; Rainbow's Adam: 1.5e-4)"
+    )
     memory_interval: int = setting(1, "env steps between stored transitions")
     target_model_update: float = setting(1_000, "target net: hard copy every N steps if >= 1, soft rate if < 1")
     delta_clip: float = setting(1.0, "Huber loss clip (inf: plain squared error)")
@@ -291,6 +294,7 @@ _RANGE_CHECKS: tuple[tuple[str, str, Callable[[Any], bool]], ...] = (
     ("v_max", "a finite number", math.isfinite),
     ("learning_rate", "a finite number > 0 or None", lambda v: v is None or (v > 0 and math.isfinite(v))),
     ("max_grad_norm", "a finite number > 0 or None", lambda v: v is None or (v > 0 and math.isfinite(v))),
+    ("optimizer_epsilon", "a finite number > 0 or None", lambda v: v is None or (v > 0 and math.isfinite(v))),
     ("log_interval", "a positive integer or None", lambda v: v is None or v >= 1),
     ("policy", *_one_of(POLICIES)),
     ("optimizer", *_one_of(OPTIMIZERS)),

@@ -278,7 +278,9 @@ def build_agent(exp: Experiment, env: KerasRLEnv, model: keras.Model | None = No
         **options,
     )
     # A fresh metrics list: keras-rl's compile appends to the list it is given.
-    agent.compile(make_optimizer(exp.optimizer, exp.learning_rate, exp.max_grad_norm), metrics=["mae"])
+    agent.compile(
+        make_optimizer(exp.optimizer, exp.learning_rate, exp.max_grad_norm, exp.optimizer_epsilon), metrics=["mae"]
+    )
     return agent
 
 

@@ -206,15 +206,19 @@ _OPTIMIZER_FACTORIES: Mapping[str, Callable[..., object]] = MappingProxyType(
 OPTIMIZERS: tuple[str, ...] = tuple(_OPTIMIZER_FACTORIES)
 
 
-def make_optimizer(name: str, learning_rate: float | None = None, max_grad_norm: float | None = None):
+def make_optimizer(
+    name: str, learning_rate: float | None = None, max_grad_norm: float | None = None, epsilon: float | None = None
+):
     """A fresh legacy (OptimizerV2) Keras optimizer by name, one of :data:`OPTIMIZERS`.
 
     ``learning_rate=None`` keeps that optimizer's own default: RMSprop 1e-3 and Adam 1e-3 (Keras'
     defaults), ``graves`` 1e-4, ``graves_nature`` 2.5e-4. ``max_grad_norm`` clips the gradient's
     global norm (Keras' ``global_clipnorm``, what PyTorch's ``clip_grad_norm_`` does in
-    Stable-Baselines3); None: no clipping. Other hyperparameters are always the optimizer's
-    defaults / preset. Raises ``ValueError`` for an unknown name or a learning rate or norm that
-    is not a finite number > 0.
+    Stable-Baselines3); None: no clipping. ``epsilon`` replaces the constant every one of them adds
+    to its denominator (Keras' 1e-7 for RMSprop and Adam; RMSPropGraves' 1e-4, its Nature preset's
+    0.01, under the root; Rainbow's Adam used 1.5e-4); None: the optimizer's own. Other hyperparameters are always the
+    optimizer's defaults / preset. Raises ``ValueError`` for an unknown name or a learning rate,
+    norm or epsilon that is not a finite number > 0.
     """
     try:
         factory = _OPTIMIZER_FACTORIES[name]
@@ -224,6 +228,7 @@ def make_optimizer(name: str, learning_rate: float | None = None, max_grad_norm:
     for label, value, keyword in (
         ("learning_rate", learning_rate, "learning_rate"),
         ("max_grad_norm", max_grad_norm, "global_clipnorm"),
+        ("epsilon", epsilon, "epsilon"),
     ):
         if value is None:
             continue
