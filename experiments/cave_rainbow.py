@@ -22,8 +22,9 @@ Everything else is cave_conv's (Adam 2.5e-4, target copy every 2,000 steps, batc
 compares the agents at one budget, and the cave_rainbow_no_* experiments take one component out
 each. The default budget is 250,000 steps, not cave_conv's 400,000: a train step here costs about
 1/0.7 of cave_conv's (`make bench`: 0.69x its train steps/s on 2026-12-02, 0.73x on 2026-12-04), so
-250,000 steps take about as long as cave_conv's 400,000 (0.625 of the steps, the rest left for the longer validation episodes of a
-better player): the default runs compare the agents at the same wall time.
+250,000 steps take about as long as cave_conv's 400,000 (0.625 of the steps, the rest left for the
+longer validation episodes of a better player): the default runs compare the agents at the same
+wall time.
 """
 
 import dataclasses
