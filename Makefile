@@ -2,7 +2,7 @@
 #   make experiment NAME=catch_dense [STEPS=n] [SEED=s] [SET="key=value ..."] [RUNS=dir]
 #   make list | make test | make test-all
 #   make compare NAMES="a b" [SEEDS=3] [STEPS=n] [WORKERS=k] [RUNS=dir] [OUT=dir] | make plot RUN="run_dir ..."
-#   make experiment NAME=<name> RESUME=<run dir> [STEPS=total] | make play RUN=<run dir> [EPISODES=n] [SEED=s] [GIF=out.gif]
+#   make experiment NAME=<name> RESUME=<run dir> [STEPS=total] | make play RUN=<run dir> [EPISODES=n] [SEED=s] [GIF=out.gif] [ENV_KWARGS=json]
 #   make runs [RUNS=dir] | make tensorboard [RUNS=dir] [PORT=6006]
 #   make sweep NAMES="a b" [SEEDS=5] [STEPS=n] [WORKERS=k] [BACKEND=local|ray] [SET=...] [RUNS=dir] | make ray-deps | make bench-sweep
 #   make tune NAME=<name> [TRIALS=n] [WORKERS=k] [STEPS=n] [STORAGE=url] [STUDY=name] [PRUNER=p] [SAMPLER=s] [SET=...] [RUNS=dir]
@@ -59,12 +59,14 @@ compare: $(STAMP)
 plot: $(STAMP)
 	@$(PY) -m harness plot $(or $(RUN),$(RUNS_DIRS)) $(if $(OUT),--out "$(OUT)")
 
-# make play RUN=runs/catch_dense/<stamp>-seed0 [EPISODES=n] [SEED=s] [GIF=out.gif]: the saved agent,
-# greedy, with the run's own evaluation seed and episodes unless given (reproduces its score).
+# make play RUN=runs/catch_dense/<stamp>-seed0 [EPISODES=n] [SEED=s] [GIF=out.gif] [ENV_KWARGS='{"flicker":0.5}']:
+# the saved agent, greedy, with the run's own evaluation seed and episodes unless given (reproduces
+# its score); ENV_KWARGS plays a variant of its game (over the run's own env_kwargs).
 .PHONY: play runs tensorboard
 play: $(STAMP)
 	@$(PY) -m harness play "$(RUN)" $(if $(EPISODES),--episodes "$(EPISODES)") \
-		$(if $(SEED),--seed "$(SEED)") $(if $(GIF),--gif "$(GIF)")
+		$(if $(SEED),--seed "$(SEED)") $(if $(GIF),--gif "$(GIF)") \
+		$(if $(ENV_KWARGS),--env-kwargs '$(ENV_KWARGS)')
 
 # make runs [RUNS=dir]: past runs, newest first.
 runs: $(STAMP)

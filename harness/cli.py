@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -49,6 +50,21 @@ def positive_int(name: str) -> Callable[[str], int]:
             value = 0
         if value < 1 or str(text).strip().lstrip("+") != str(value):
             raise UserError(f"{name}={text!r} is not allowed; expected a positive integer")
+        return value
+
+    return parse
+
+
+def json_object(name: str) -> Callable[[str], dict]:
+    """An argparse type: a JSON object such as '{"size": 16}' (empty text: {})."""
+
+    def parse(text: str) -> dict:
+        try:
+            value = json.loads(text) if text.strip() else {}
+        except json.JSONDecodeError:
+            value = None
+        if not isinstance(value, dict):
+            raise UserError(f"{name} {text!r}: expected a JSON object, e.g. '{{\"size\":16}}'")
         return value
 
     return parse
@@ -122,7 +138,9 @@ def _baseline_args(p: argparse.ArgumentParser) -> None:
         default=0,
         help="env seed of the first episode (a run's scripted players use seed + 10000)",
     )
-    p.add_argument("--env-kwargs", default="", metavar="JSON", help="e.g. '{\"size\":16}'")
+    p.add_argument(
+        "--env-kwargs", type=json_object("--env-kwargs"), default={}, metavar="JSON", help="e.g. '{\"size\":16}'"
+    )
 
 
 def _compare_args(p: argparse.ArgumentParser) -> None:
@@ -151,6 +169,13 @@ def _play_args(p: argparse.ArgumentParser) -> None:
         help="env seed (default: the run's evaluation seed, which reproduces its score)",
     )
     p.add_argument("--gif", metavar="OUT.gif", help="also film the first episodes into this GIF")
+    p.add_argument(
+        "--env-kwargs",
+        type=json_object("--env-kwargs"),
+        default={},
+        metavar="JSON",
+        help="play a variant of the run's game: these env_kwargs over the run's own, e.g. '{\"flicker\":0.5}'",
+    )
 
 
 def _runs_args(p: argparse.ArgumentParser) -> None:

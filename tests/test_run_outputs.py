@@ -7,6 +7,7 @@ resumed from it to step 600, and a run that crashes at step 150 are shared by th
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -188,6 +189,43 @@ def test_play_with_another_seed_plays_other_episodes(parent):
 
     evaluation = play(parent, episodes=3, seed=123, stream=io.StringIO())
     assert evaluation["seed"] == 123 and evaluation["episodes"] == 3 and len(evaluation["returns"]) == 3
+
+
+def test_play_on_a_variant_of_the_game_plays_it_and_scores_the_scripted_players_on_it(parent):
+    from harness.run import scripted
+    from harness.run.evaluation import evaluate
+    from harness.run.play import load_agent, play
+
+    out = io.StringIO()
+    # The run trained with a ball every 4 steps; here one falls every 2 (the same board and actions).
+    evaluation = play(parent, env_kwargs={"interval": 2}, stream=out)
+    own = _json(parent / "summary.json")["eval"]
+    text = out.getvalue()
+    assert 'Catch-v0 with {"interval": 2}' in text and "identical" not in text and "DIFFERENT" not in text
+    exp, _, agent = load_agent(parent)
+    variant = dataclasses.replace(exp, env_kwargs={**exp.env_kwargs, "interval": 2})
+    # What play reports is the agent's evaluation on the variant (greedy, so exactly repeatable).
+    assert evaluation == evaluate(variant, agent, own["episodes"], own["seed"])
+    players = scripted.run_scripted_players(variant, own["episodes"], own["seed"])
+    assert players is not None and players != scripted.run_scripted_players(exp, own["episodes"], own["seed"])
+    perfect = players["perfect"]
+    assert f"perfect player on the same episodes: {perfect['score_name']} {perfect['score']:.3f}" in text
+    # The run's own game, named explicitly, is no variant: it reproduces the evaluation.
+    same = play(parent, env_kwargs={"interval": 4}, stream=io.StringIO())
+    assert same["returns"] == own["returns"]
+
+
+def test_play_refuses_a_variant_the_network_cannot_take(parent, tmp_path, capsys):
+    from harness.cli import main
+
+    before = _snapshot(parent)
+    code = main(["play", str(parent), "--env-kwargs", '{"size": 16}'])
+    _one_line_error(code, capsys.readouterr().err, "changes Catch-v0's observation space")
+    code = main(["play", str(parent), "--env-kwargs", "[16]"])
+    _one_line_error(code, capsys.readouterr().err, "expected a JSON object")
+    code = main(["play", str(parent), "--env-kwargs", '{"interval": 0}'])
+    _one_line_error(code, capsys.readouterr().err, "interval")
+    assert _snapshot(parent) == before
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ With a GIF path, the first episodes are filmed during the same evaluation (harne
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
@@ -36,6 +38,7 @@ from harness.kerasrl.models import CUSTOM_LAYERS
 from harness.run import media
 from harness.run.evaluation import evaluate
 from harness.run.runner import seed_everything
+from harness.run.scripted import run_scripted_players
 
 
 class EpisodeProgress(Callback):
@@ -112,10 +115,14 @@ def play(
     seed: int | None = None,
     gif: str | Path | None = None,
     stream: TextIO | None = None,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Play a saved agent greedily; print each episode, the mean return and the game's score.
 
     Defaults: the run's own evaluation episodes and seed, which reproduce its summary.json.
+    `env_kwargs` plays a variant of the run's game (these over the run's own env_kwargs, e.g. a
+    CAVE agent trained on the plain game, evaluated with flicker=0.5); the variant must give the
+    observations and actions the network was built for.
     Returns the evaluation (as `harness.run.runner.evaluate` gives it).
     """
     stream = stream or sys.stdout
@@ -124,10 +131,14 @@ def play(
     run_dir = Path(run_dir)
     seed = _int_setting(config, "eval_seed", exp.seed + EVAL_SEED_OFFSET) if seed is None else seed
     episodes = exp.eval_episodes if episodes is None else episodes
+    variant = {k: v for k, v in (env_kwargs or {}).items() if exp.env_kwargs.get(k, _UNSET) != v}
+    if variant:
+        exp = _game_variant(exp, variant)
     if gif_path is not None and not media.rgb_array_supported(exp):
         raise UserError(f"env {exp.env_id} has no rgb_array render mode; a GIF needs one")
 
-    print(f"play {run_dir}: {exp.name} ({exp.env_id}), {episodes} episodes, seed {seed}", file=stream, flush=True)
+    game = exp.env_id + (f" with {json.dumps(variant)}" if variant else "")
+    print(f"play {run_dir}: {exp.name} ({game}), {episodes} episodes, seed {seed}", file=stream, flush=True)
     callbacks: list[Any] = [EpisodeProgress(episodes, stream)]
     recorder = media.FrameRecorder() if gif_path is not None else None
     if recorder is not None:
@@ -142,9 +153,11 @@ def play(
         flush=True,
     )
 
+    if variant:
+        _print_scripted_players(exp, episodes, seed, evaluation, stream)
     summary = read_summary(run_dir)
     own = (summary or {}).get("eval")
-    if isinstance(own, dict) and own.get("seed") == seed and own.get("episodes") == episodes:
+    if not variant and isinstance(own, dict) and own.get("seed") == seed and own.get("episodes") == episodes:
         same = own.get("mean_return") == evaluation["mean_return"] and own.get("score") == evaluation["score"]
         print(
             f"the run's own evaluation (same seed and episodes): mean return {own.get('mean_return')}, "
@@ -159,7 +172,44 @@ def play(
     return evaluation
 
 
+_UNSET = object()
+
+
+def _print_scripted_players(exp: Experiment, episodes: int, seed: int, evaluation: dict, stream: TextIO) -> None:
+    """On a variant of the game the run's own baselines do not apply: the scripted players' scores
+    on the same episodes of the variant, and the agent's share of each."""
+    players = run_scripted_players(exp, episodes, seed)
+    for name, result in (players or {}).items():
+        share = f" (the agent: {100 * evaluation['score'] / result['score']:.1f}% of it)" if result["score"] else ""
+        print(
+            f"{name} player on the same episodes: {result['score_name']} {result['score']:.3f}{share}",
+            file=stream,
+            flush=True,
+        )
+
+
+def _game_variant(exp: Experiment, variant: dict[str, Any]) -> Experiment:
+    """`exp` on its game with `variant` over its env_kwargs, checked to give the observations and
+    actions the run's network takes (a variant that changes them cannot be played by it)."""
+    changed = dataclasses.replace(exp, env_kwargs={**exp.env_kwargs, **variant})
+    own, other = make_env(exp, seed=None), make_env(changed, seed=None)
+    try:
+        for label, a, b in (
+            ("observation space", own.observation_space, other.observation_space),
+            ("action space", own.action_space, other.action_space),
+        ):
+            if a != b:
+                raise UserError(
+                    f"--env-kwargs {json.dumps(variant)} changes {exp.env_id}'s {label} from {a} to {b}; "
+                    "the run's network takes the first: only settings that keep both can be played"
+                )
+    finally:
+        own.close()
+        other.close()
+    return changed
+
+
 def cli_play(args: Any) -> int:
-    """`python -m harness play RUN_DIR [--episodes N] [--seed S] [--gif out.gif]`."""
-    play(args.run_dir, episodes=args.episodes, seed=args.seed, gif=args.gif)
+    """`python -m harness play RUN_DIR [--episodes N] [--seed S] [--gif out.gif] [--env-kwargs JSON]`."""
+    play(args.run_dir, episodes=args.episodes, seed=args.seed, gif=args.gif, env_kwargs=args.env_kwargs)
     return 0

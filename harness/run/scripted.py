@@ -158,12 +158,7 @@ def run_scripted_players(exp: Any, episodes: int, seed: int) -> dict[str, dict[s
 # --- `python -m harness baseline` -----------------------------------------------------------
 def cmd_baseline(args: Any) -> int:
     """Print each player's per-episode results and its mean score and mean return."""
-    try:
-        env_kwargs = json.loads(args.env_kwargs) if args.env_kwargs else {}
-    except json.JSONDecodeError:
-        env_kwargs = None
-    if not isinstance(env_kwargs, dict):
-        raise UserError(f"--env-kwargs {args.env_kwargs!r}: expected a JSON object, e.g. '{{\"size\":16}}'")
+    env_kwargs = args.env_kwargs  # a dict (harness.cli.json_object)
     make_game(args.env_id, env_kwargs).close()  # reject a bad env or kwargs before any output
     print(
         f"{args.env_id} {json.dumps(env_kwargs) if env_kwargs else ''}".rstrip()
