@@ -1,7 +1,7 @@
 # dqn-harness: every command bootstraps .venv on first use (the project, editable, under the lock requirements.txt).
 #   make experiment NAME=catch_dense [STEPS=n] [SEED=s] [SET="key=value ..."] [RUNS=dir]
 #   make list | make test | make test-all
-#   make compare NAMES="a b" [SEEDS=3] [STEPS=n] [WORKERS=k] [RUNS=dir] [OUT=dir] | make plot RUN="run_dir ..."
+#   make compare NAMES="a b" [SEEDS=3] [STEPS=n] [WORKERS=k] [SET=...] [RUNS=dir] [OUT=dir] | make plot RUN="run_dir ..."
 #   make experiment NAME=<name> RESUME=<run dir> [STEPS=total] | make play RUN=<run dir> [EPISODES=n] [SEED=s] [GIF=out.gif] [ENV_KWARGS=json]
 #   make runs [RUNS=dir] | make tensorboard [RUNS=dir] [PORT=6006]
 #   make sweep NAMES="a b" [SEEDS=5] [STEPS=n] [WORKERS=k] [BACKEND=local|ray] [SET=...] [RUNS=dir] | make ray-deps | make bench-sweep
@@ -57,7 +57,7 @@ compare: $(STAMP)
 
 # make plot RUN="runs/catch_dense/<stamp>-seed0 [more run dirs or experiment folders]" [OUT=file.png]
 plot: $(STAMP)
-	@$(PY) -m harness plot $(or $(RUN),$(RUNS_DIRS)) $(if $(OUT),--out "$(OUT)")
+	@$(PY) -m harness plot $(RUN) $(if $(OUT),--out "$(OUT)")
 
 # make play RUN=runs/catch_dense/<stamp>-seed0 [EPISODES=n] [SEED=s] [GIF=out.gif] [ENV_KWARGS='{"flicker":0.5}']:
 # the saved agent, greedy, with the run's own evaluation seed and episodes unless given (reproduces

@@ -2,7 +2,7 @@
 
 `python -m bench.speed [--reps 3] [--steps 10000] [--cave-steps 3000] [--out bench]` measures, each
 run in a fresh Python process (so that its peak RSS is its own), training through the real runner
-(`harness.run.runner.run`: the experiment's callbacks, logging and checkpoints included) on four
+(`harness.run.runner.run`: the experiment's callbacks, logging and checkpoints included) on these
 paths (PATHS): `stock` (keras-rl's DQNAgent, `fast_path=false`, oneDNN off), `base` (the code and
 settings of BASE_COMMIT, the baseline of the speed targets: that commit's own `bench.speed`, run in
 a tree `git archive` extracts), `fast-old` (today's fast path with oneDNN off), `fast` (the fast
