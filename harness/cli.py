@@ -101,7 +101,9 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     _overrides(p)
     _runs_dir(p)
     p.add_argument(
-        "--resume", metavar="RUN_DIR", help="continue this run of NAME from its newest complete checkpoint, in a new run directory"
+        "--resume",
+        metavar="RUN_DIR",
+        help="continue this run of NAME from its newest complete checkpoint, in a new run directory",
     )
     p.add_argument(
         "--trial",
