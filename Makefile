@@ -2,7 +2,7 @@
 #   make experiment NAME=catch_dense [STEPS=n] [SEED=s] [SET="key=value ..."] [RUNS=dir]
 #   make list | make test | make test-all
 #   make compare NAMES="a b" [SEEDS=3] [STEPS=n] [WORKERS=k] [SET=...] [RUNS=dir] [OUT=dir] | make plot RUN="run_dir ..."
-#   make experiment NAME=<name> RESUME=<run dir> [STEPS=total] | make play RUN=<run dir> [EPISODES=n] [SEED=s] [GIF=out.gif] [ENV_KWARGS=json]
+#   make experiment NAME=<name> RESUME=<run dir> [STEPS=total] | make play RUN=<run dir> [EPISODES=n] [SEED=s] [GIF=out.gif] [ENV_KWARGS=json] [MEMORYLESS=1]
 #   make runs [RUNS=dir] | make tensorboard [RUNS=dir] [PORT=6006]
 #   make sweep NAMES="a b" [SEEDS=5] [STEPS=n] [WORKERS=k] [BACKEND=local|ray] [SET=...] [RUNS=dir] | make ray-deps | make bench-sweep
 #   make tune NAME=<name> [TRIALS=n] [WORKERS=k] [STEPS=n] [STORAGE=url] [STUDY=name] [PRUNER=p] [SAMPLER=s] [SET=...] [RUNS=dir]
@@ -59,14 +59,15 @@ compare: $(STAMP)
 plot: $(STAMP)
 	@$(PY) -m harness plot $(RUN) $(if $(OUT),--out "$(OUT)")
 
-# make play RUN=runs/catch_dense/<stamp>-seed0 [EPISODES=n] [SEED=s] [GIF=out.gif] [ENV_KWARGS='{"flicker":0.5}']:
+# make play RUN=runs/catch_dense/<stamp>-seed0 [EPISODES=n] [SEED=s] [GIF=out.gif] [ENV_KWARGS='{"flicker":0.5}'] [MEMORYLESS=1]:
 # the saved agent, greedy, with the run's own evaluation seed and episodes unless given (reproduces
-# its score); ENV_KWARGS plays a variant of its game (over the run's own env_kwargs).
+# its score); ENV_KWARGS plays a variant of its game (over the run's own env_kwargs); MEMORYLESS=1: a
+# recurrent agent with its LSTM state zeroed before every action.
 .PHONY: play runs tensorboard
 play: $(STAMP)
 	@$(PY) -m harness play "$(RUN)" $(if $(EPISODES),--episodes "$(EPISODES)") \
 		$(if $(SEED),--seed "$(SEED)") $(if $(GIF),--gif "$(GIF)") \
-		$(if $(ENV_KWARGS),--env-kwargs '$(ENV_KWARGS)')
+		$(if $(ENV_KWARGS),--env-kwargs '$(ENV_KWARGS)') $(if $(filter 1 true yes,$(MEMORYLESS)),--memoryless)
 
 # make runs [RUNS=dir]: past runs, newest first.
 runs: $(STAMP)

@@ -178,6 +178,11 @@ def _play_args(p: argparse.ArgumentParser) -> None:
         metavar="JSON",
         help="play a variant of the run's game: these env_kwargs over the run's own, e.g. '{\"flicker\":0.5}'",
     )
+    p.add_argument(
+        "--memoryless",
+        action="store_true",
+        help="a recurrent run's agent plays with its LSTM state zeroed before every action (what its memory adds)",
+    )
 
 
 def _runs_args(p: argparse.ArgumentParser) -> None:

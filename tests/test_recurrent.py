@@ -20,7 +20,7 @@ from harness.kerasrl.agents import build_agent, make_env, new_session
 from harness.kerasrl.callbacks import play_greedy
 from harness.kerasrl.compat import Callback, backend, tf
 from harness.kerasrl.fast import _make_callable
-from harness.kerasrl.recurrent import ENCODER, HEAD, LSTM, loss_of
+from harness.kerasrl.recurrent import ENCODER, HEAD, LSTM, Memoryless, loss_of
 from harness.kerasrl.sequence_memory import SequenceMemory
 from harness.run.play import play
 from harness.run.runner import run
@@ -306,6 +306,44 @@ def test_same_seed_same_run_and_play_replays_its_evaluation(tmp_path):
     for a, b in zip(*weights):
         np.testing.assert_array_equal(a, b)
     assert play(first, stream=io.StringIO())["returns"] == one["eval"]["returns"]
+
+
+def test_memoryless_play_acts_on_each_frame_alone(tmp_path):
+    from harness.core.scoring import EVAL_SEED_OFFSET
+    from harness.run.evaluation import evaluate
+    from harness.run.play import load_agent
+
+    run_dir = run(CATCH_DRQN, tmp_path / "drqn", log=io.StringIO())
+    exp, _, agent = load_agent(run_dir)
+    acted: list[tuple[np.ndarray, int]] = []
+    forward = agent.forward
+
+    def recording_forward(observation):
+        action = forward(observation)
+        acted.append((np.array(observation), int(action)))
+        return action
+
+    agent.forward = recording_forward
+    seed = exp.seed + EVAL_SEED_OFFSET
+    alone = evaluate(exp, agent, exp.eval_episodes, seed, callbacks=[Memoryless()])
+    # The oracle: the Keras model, which runs a sequence from a zero state, on each frame by itself.
+    frames = np.stack([observation for observation, _ in acted])[:, None, None]  # (step, time, window, *obs)
+    oracle = np.argmax(agent.model.predict_on_batch(frames), axis=-1)
+    assert [action for _, action in acted] == oracle.tolist()
+    # With its memory the agent starts from zero only at the episode's first step.
+    acted.clear()
+    evaluate(exp, agent, exp.eval_episodes, seed)
+    assert len(acted) > exp.eval_episodes
+    with_memory = [
+        int(np.argmax(agent.model.predict_on_batch(np.stack([o for o, _ in acted[:k]])[None, :, None])))
+        for k in range(1, min(len(acted), 6))
+    ]
+    assert with_memory == [action for _, action in acted[: len(with_memory)]]
+    # play --memoryless is that evaluation, and refuses a run without a recurrent agent.
+    assert play(run_dir, memoryless=True, stream=io.StringIO())["returns"] == alone["returns"]
+    plain = run(tiny(load_experiment("catch_dense")), tmp_path / "dense", log=io.StringIO())
+    with pytest.raises(UserError, match="has none .recurrent=false."):
+        play(plain, memoryless=True, stream=io.StringIO())
 
 
 @pytest.mark.parametrize(

@@ -35,13 +35,13 @@ from typing import Any
 import numpy as np
 
 from harness.core.errors import UserError
-from harness.kerasrl.compat import backend, clone_model, huber_loss, keras, tf
+from harness.kerasrl.compat import Callback, backend, clone_model, huber_loss, keras, tf
 from harness.kerasrl.distributional import ATOM_LOGITS, DuelingAtoms, categorical_head, project, support
 from harness.kerasrl.fast import FastDQNAgent, _make_callable, _metric_function, graph_mode_optimizer
 from harness.kerasrl.models import CUSTOM_LAYERS, Distribution, _add_q_head, conv_layers, precision_policy
 from harness.kerasrl.sequence_memory import SequenceBatch, SequenceMemory
 
-__all__ = ["ENCODER", "HEAD", "LSTM", "RecurrentDQNAgent", "recurrent_network"]
+__all__ = ["ENCODER", "HEAD", "LSTM", "Memoryless", "RecurrentDQNAgent", "recurrent_network"]
 
 #: The names of the recurrent model's three parts.
 ENCODER, LSTM, HEAD = "frame_encoder", "lstm", "q_head"
@@ -443,3 +443,12 @@ def loss_of(agent: RecurrentDQNAgent) -> Callable[[SequenceBatch], float]:
     """The train graph's loss on a batch without training (for tests and checks)."""
     fn = _make_callable(agent._session, agent.train_graph["feeds"], [agent.train_graph["loss"]])
     return lambda batch: float(fn(*agent.train_feeds(batch))[0])
+
+
+class Memoryless(Callback):
+    """A keras-rl callback for `test`: the recurrent agent's LSTM state back to zero before every
+    action, so it acts on the newest frame alone. Played beside the agent with its memory, the
+    difference is what its memory adds (on flickering CAVE: how it sees through blanked frames)."""
+
+    def on_step_begin(self, step: int, logs: dict | None = None) -> None:
+        self.model.reset_states()

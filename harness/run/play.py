@@ -35,6 +35,7 @@ from harness.core.scoring import EVAL_SEED_OFFSET, crashes_text
 from harness.kerasrl.agents import build_agent, load_weights_checked, make_env
 from harness.kerasrl.compat import Callback, keras
 from harness.kerasrl.models import CUSTOM_LAYERS
+from harness.kerasrl.recurrent import Memoryless
 from harness.run import media
 from harness.run.evaluation import evaluate
 from harness.run.runner import seed_everything
@@ -116,19 +117,26 @@ def play(
     gif: str | Path | None = None,
     stream: TextIO | None = None,
     env_kwargs: dict[str, Any] | None = None,
+    memoryless: bool = False,
 ) -> dict[str, Any]:
     """Play a saved agent greedily; print each episode, the mean return and the game's score.
 
     Defaults: the run's own evaluation episodes and seed, which reproduce its summary.json.
     `env_kwargs` plays a variant of the run's game (these over the run's own env_kwargs, e.g. a
     CAVE agent trained on the plain game, evaluated with flicker=0.5); the variant must give the
-    observations and actions the network was built for.
+    observations and actions the network was built for. `memoryless` (recurrent runs): the
+    agent's LSTM state is zeroed before every action (harness.kerasrl.recurrent.Memoryless).
     Returns the evaluation (as `harness.run.runner.evaluate` gives it).
     """
     stream = stream or sys.stdout
     gif_path = media.check_gif_path(gif) if gif else None
     exp, config, agent = load_agent(run_dir)
     run_dir = Path(run_dir)
+    if memoryless and not exp.recurrent:
+        raise UserError(
+            f"--memoryless zeroes a recurrent agent's state before every action; {run_dir} is a run of "
+            f"{exp.name}, which has none (recurrent=false)"
+        )
     seed = _int_setting(config, "eval_seed", exp.seed + EVAL_SEED_OFFSET) if seed is None else seed
     episodes = exp.eval_episodes if episodes is None else episodes
     variant = {k: v for k, v in (env_kwargs or {}).items() if exp.env_kwargs.get(k, _UNSET) != v}
@@ -138,8 +146,11 @@ def play(
         raise UserError(f"env {exp.env_id} has no rgb_array render mode; a GIF needs one")
 
     game = exp.env_id + (f" with {json.dumps(variant)}" if variant else "")
-    print(f"play {run_dir}: {exp.name} ({game}), {episodes} episodes, seed {seed}", file=stream, flush=True)
+    how = ", its LSTM state zeroed before every action" if memoryless else ""
+    print(f"play {run_dir}: {exp.name} ({game}), {episodes} episodes, seed {seed}{how}", file=stream, flush=True)
     callbacks: list[Any] = [EpisodeProgress(episodes, stream)]
+    if memoryless:
+        callbacks.insert(0, Memoryless())
     recorder = media.FrameRecorder() if gif_path is not None else None
     if recorder is not None:
         callbacks.append(recorder)
@@ -157,7 +168,13 @@ def play(
         _print_scripted_players(exp, episodes, seed, evaluation, stream)
     summary = read_summary(run_dir)
     own = (summary or {}).get("eval")
-    if not variant and isinstance(own, dict) and own.get("seed") == seed and own.get("episodes") == episodes:
+    if (
+        not variant
+        and not memoryless
+        and isinstance(own, dict)
+        and own.get("seed") == seed
+        and own.get("episodes") == episodes
+    ):
         same = own.get("mean_return") == evaluation["mean_return"] and own.get("score") == evaluation["score"]
         print(
             f"the run's own evaluation (same seed and episodes): mean return {own.get('mean_return')}, "
@@ -210,6 +227,14 @@ def _game_variant(exp: Experiment, variant: dict[str, Any]) -> Experiment:
 
 
 def cli_play(args: Any) -> int:
-    """`python -m harness play RUN_DIR [--episodes N] [--seed S] [--gif out.gif] [--env-kwargs JSON]`."""
-    play(args.run_dir, episodes=args.episodes, seed=args.seed, gif=args.gif, env_kwargs=args.env_kwargs)
+    """`python -m harness play RUN_DIR [--episodes N] [--seed S] [--gif out.gif] [--env-kwargs JSON]
+    [--memoryless]`."""
+    play(
+        args.run_dir,
+        episodes=args.episodes,
+        seed=args.seed,
+        gif=args.gif,
+        env_kwargs=args.env_kwargs,
+        memoryless=args.memoryless,
+    )
     return 0
