@@ -209,20 +209,17 @@ def _game_variant(exp: Experiment, variant: dict[str, Any]) -> Experiment:
     """`exp` on its game with `variant` over its env_kwargs, checked to give the observations and
     actions the run's network takes (a variant that changes them cannot be played by it)."""
     changed = dataclasses.replace(exp, env_kwargs={**exp.env_kwargs, **variant})
-    own, other = make_env(exp, seed=None), make_env(changed, seed=None)
-    try:
-        for label, a, b in (
-            ("observation space", own.observation_space, other.observation_space),
-            ("action space", own.action_space, other.action_space),
-        ):
-            if a != b:
-                raise UserError(
-                    f"--env-kwargs {json.dumps(variant)} changes {exp.env_id}'s {label} from {a} to {b}; "
-                    "the run's network takes the first: only settings that keep both can be played"
-                )
-    finally:
-        own.close()
-        other.close()
+    spaces = []
+    for game in (exp, changed):
+        env = make_env(game, seed=None)  # a setting the game rejects: its one-line UserError
+        spaces.append((env.observation_space, env.action_space))
+        env.close()
+    for label, a, b in zip(("observation space", "action space"), *spaces, strict=True):
+        if a != b:
+            raise UserError(
+                f"--env-kwargs {json.dumps(variant)} changes {exp.env_id}'s {label} from {a} to {b}; "
+                "the run's network takes the first: only settings that keep both can be played"
+            )
     return changed
 
 
