@@ -6,7 +6,7 @@ half as many decisions per frame halve the cost of a frame and shorten the credi
 choice of side to the block it dodges; the 4 stacked frames then span 8 frames of motion.
 Every 25,000 steps the greedy agent plays 10 validation episodes (their own seed), and the
 weights that validated best are the ones evaluated. Budget: 400,000 decisions (800,000 frames),
-about 37 minutes on 2 cores. Tuning notes: docs/tuning.md."""
+about 43 minutes alone on 2 cores. Tuning notes: docs/tuning.md."""
 
 from harness import Experiment
 
