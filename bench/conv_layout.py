@@ -1,7 +1,8 @@
-"""Benchmark: the frames' layout (channels-last or channels-first) and TensorFlow's thread pools for a
-conv experiment's network.
+"""Benchmark: the frames' layout (channels-last or channels-first), TensorFlow's thread pools and the
+next-state passes fused or not, for a conv experiment's network.
 
-`python -m bench.conv_layout cave_conv --layout nchw [--intra 1 --inter 2] [--repeats 200]` builds the
+`python -m bench.conv_layout cave_conv --layout nchw [--intra 1 --inter 2] [--next-states grouped]
+[--repeats 200]` builds the
 experiment's conv network (its filters, kernels, strides and hidden units) twice, online and target,
 in graph mode, and times a Double DQN train step on a random batch (the target and online passes on
 the next states, the Huber loss on the states, Adam's update) and one acting call, each the median
@@ -11,9 +12,14 @@ processor keep frames channels-last. oneDNN is the experiment's choice (on for c
 environment variables that change the arithmetic (TF_ENABLE_ONEDNN_OPTS, DQN_HARNESS_THREADS) apply
 as they do to a run; `--intra`/`--inter` set the
 two thread pools apart (without `--inter`, the session is a run's: ops in the calling thread,
-harness.kerasrl.agents.new_session). Compare settings by running this once per setting, alternating.
+harness.kerasrl.agents.new_session). `--next-states` says how the target and online networks run on
+the next states (both forward only, same input, different weights): `separate` (two passes, what the
+fast path does), `grouped` (one pass: the frames twice along the channels through grouped
+convolutions whose kernels are the two networks' side by side, then one batched matmul per dense
+layer) or `shared-first` (the first convolution once, with both networks' kernels side by side,
+the rest apart). Compare settings by running this once per setting, alternating.
 
-Not a fast-path option: neither lever paid (docs/results.md, "Arithmetic: oneDNN and bfloat16").
+Not a fast-path option: none of these levers paid (docs/results.md, "Arithmetic: oneDNN and bfloat16").
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from bench.train_step import _median_ms
 from harness.cli import OneLineParser, positive_int, run_main
 
 LAYOUTS = ("nhwc", "nchw")
+NEXT_STATES = ("separate", "grouped", "shared-first")
 
 
 def _network(keras: Any, kwargs: dict, input_shape: tuple, nb_actions: int, layout: str) -> Any:
@@ -48,7 +55,57 @@ def _network(keras: Any, kwargs: dict, input_shape: tuple, nb_actions: int, layo
     return model
 
 
-def measure(name: str, layout: str, intra: int | None, inter: int | None, repeats: int) -> dict[str, Any]:
+def _layer_weights(model: Any) -> tuple[list, list]:
+    """A network's convolutions as (kernel, bias, strides) and its dense layers as (kernel, bias)."""
+    convs = [(layer.kernel, layer.bias, layer.strides) for layer in model.layers if hasattr(layer, "filters")]
+    denses = [(layer.kernel, layer.bias) for layer in model.layers if hasattr(layer, "units")]
+    return convs, denses
+
+
+def next_state_q(tf: Any, online: Any, target: Any, state1: Any, mode: str) -> tuple[Any, Any]:
+    """(online Q, target Q) on `state1`, computed as `mode` says (see the module docstring).
+
+    The fused modes rebuild the networks' arithmetic from their weights (channels-last conv layers
+    with "same" padding and relu, Flatten, dense relu layers, a linear head), so they hold for the
+    networks `_network` builds with layout nhwc."""
+    if mode == "separate":
+        return online(state1), target(state1)
+    online_convs, online_denses = _layer_weights(online)
+    target_convs, target_denses = _layer_weights(target)
+
+    def conv(x: Any, pair: tuple, other: tuple) -> Any:
+        # Kernels side by side along the output channels: with an input of twice the kernel's input
+        # channels, tf.nn.conv2d runs a grouped convolution (group 1 online, group 2 target).
+        kernel, bias = tf.concat([pair[0], other[0]], -1), tf.concat([pair[1], other[1]], -1)
+        return tf.nn.relu(tf.nn.conv2d(x, kernel, pair[2], "SAME") + bias)
+
+    def rest(x: Any, convs: list, denses: list) -> Any:
+        for kernel, bias, strides in convs:
+            x = tf.nn.relu(tf.nn.conv2d(x, kernel, strides, "SAME") + bias)
+        x = tf.reshape(x, (tf.shape(x)[0], -1))
+        for k, (kernel, bias) in enumerate(denses):
+            x = tf.matmul(x, kernel) + bias
+            x = tf.nn.relu(x) if k < len(denses) - 1 else x
+        return x
+
+    if mode == "shared-first":
+        first = conv(state1, online_convs[0], target_convs[0])
+        online_h, target_h = tf.split(first, 2, axis=-1)
+        return rest(online_h, online_convs[1:], online_denses), rest(target_h, target_convs[1:], target_denses)
+    x = tf.concat([state1, state1], axis=-1)
+    for pair, other in zip(online_convs, target_convs, strict=True):
+        x = conv(x, pair, other)
+    halves = tf.split(x, 2, axis=-1)  # the flattened order of each half is its own network's
+    h = tf.stack([tf.reshape(half, (tf.shape(half)[0], -1)) for half in halves])
+    for k, (pair, other) in enumerate(zip(online_denses, target_denses, strict=True)):
+        h = tf.matmul(h, tf.stack([pair[0], other[0]])) + tf.stack([pair[1], other[1]])[:, None]
+        h = tf.nn.relu(h) if k < len(online_denses) - 1 else h
+    return h[0], h[1]
+
+
+def measure(
+    name: str, layout: str, intra: int | None, inter: int | None, repeats: int, next_states: str = "separate"
+) -> dict[str, Any]:
     import numpy as np
 
     from harness.core.registry import resolve_experiment
@@ -68,6 +125,8 @@ def measure(name: str, layout: str, intra: int | None, inter: int | None, repeat
             "error: --layout nchw needs oneDNN (TensorFlow's own CPU kernels train convolutions in NHWC "
             "only); unset TF_ENABLE_ONEDNN_OPTS or set it to 1"
         )
+    if layout == "nchw" and next_states != "separate":
+        raise SystemExit(f"error: --next-states {next_states} is built for --layout nhwc; got --layout nchw")
     if intra is not None:
         tf.config.threading.set_intra_op_parallelism_threads(intra)
     new_session(0)  # a run's session: ops in the calling thread, the intra-op pool for big ops
@@ -99,8 +158,9 @@ def measure(name: str, layout: str, intra: int | None, inter: int | None, repeat
     s1 = tf.compat.v1.placeholder(tf.float32, (None, *input_shape))
     rewards = tf.compat.v1.placeholder(tf.float32, (None,))
     actions = tf.compat.v1.placeholder(tf.int32, (None,))
-    best = tf.argmax(online(s1), axis=1)
-    targets = tf.stop_gradient(rewards + exp.gamma * tf.gather(target(s1), best, batch_dims=1))
+    online_q1, target_q1 = next_state_q(tf, online, target, s1, next_states)
+    best = tf.argmax(online_q1, axis=1)
+    targets = tf.stop_gradient(rewards + exp.gamma * tf.gather(target_q1, best, batch_dims=1))
     chosen = tf.gather(online(s0), actions, batch_dims=1)
     loss = tf.reduce_mean(tf.keras.losses.huber(targets[:, None], chosen[:, None]))
     updates = keras.optimizers.legacy.Adam(exp.learning_rate).get_updates(loss, online.trainable_weights)
@@ -122,6 +182,7 @@ def measure(name: str, layout: str, intra: int | None, inter: int | None, repeat
         "onednn": compat.ONEDNN,
         "intra": intra,
         "inter": inter,
+        "next_states": next_states,
         "median_ms": {
             "train": round(_median_ms(lambda: train(*batch), repeats), 3),
             "act": round(_median_ms(lambda: act(state), repeats), 3),
@@ -135,18 +196,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--layout", choices=LAYOUTS, default="nhwc", help="the convolutions' layout (nhwc)")
     parser.add_argument("--intra", type=positive_int("--intra"), help="intra-op threads (TensorFlow's default)")
     parser.add_argument("--inter", type=positive_int("--inter"), help="inter-op threads (TensorFlow's default)")
+    parser.add_argument(
+        "--next-states", choices=NEXT_STATES, default="separate", help="the next-state passes, fused or not (separate)"
+    )
     parser.add_argument("--repeats", type=positive_int("--repeats"), default=200, help="timed calls (200)")
     parser.add_argument("--json", action="store_true", help="print one JSON line instead of the table")
     return run_main(parser, _main, argv)
 
 
 def _main(args: argparse.Namespace) -> int:
-    result = measure(args.name, args.layout, args.intra, args.inter, args.repeats)
+    result = measure(args.name, args.layout, args.intra, args.inter, args.repeats, args.next_states)
     if args.json:
         print(json.dumps(result))
         return 0
     threads = f"intra {args.intra or 'default'}, inter {args.inter or 'default'}"
-    print(f"{args.name} {args.layout} ({threads}), median of {args.repeats} calls:")
+    print(f"{args.name} {args.layout} ({threads}, next states {args.next_states}), median of {args.repeats} calls:")
     for label, ms in result["median_ms"].items():
         print(f"  {label:<6} {ms:8.3f} ms")
     return 0
