@@ -5,7 +5,8 @@
   starts, fewer transitions than a batch, too few to sample).
 - From the same weights and the same sampled batch, FastDQNAgent's update gives the same new weights
   and metrics as keras-rl's (1e-5), for DQN and Double DQN, Huber clipping, mse, Graves' RMSProp,
-  a uint8-storing processor with a 4-frame window, hard and soft target updates.
+  a uint8-storing processor with a 4-frame window, hard and soft target updates; for a conv network
+  with oneDNN on (conv networks' default) as well as off, and across the two.
 - `fast_path` picks the classes; a short training run from the same seed follows the same
   trajectory on both paths; at full budget both paths learn catch_dense (slow).
 """
@@ -193,20 +194,26 @@ def _agents(
     processor: bool = False,
     target_model_update: float = 3,
     seed: int = 0,
+    network: str = "dense",
 ):
-    """A stock keras-rl agent and a fast one with identical weights, memories and policies."""
+    """A stock keras-rl agent and a fast one with identical weights, memories and policies.
+    `network="conv"`: two small Conv2D layers over the frames, channels-last (needs `processor`)."""
     from harness.kerasrl.agents import LossDQNAgent
-    from harness.kerasrl.models import dense
+    from harness.kerasrl.models import conv, dense
     from harness.kerasrl.optimizers import make_loss, make_optimizer
     from harness.kerasrl.processors import FrameProcessor
 
     new_session(seed)
     agents = []
     model = None
+    channels_last = network == "conv"
     for fast in (False, True):
-        proc = FrameProcessor(size=None, obs_low=0.0, obs_high=1.0, channels_last=False) if processor else None
+        proc = FrameProcessor(size=None, obs_low=0.0, obs_high=1.0, channels_last=channels_last) if processor else None
         if model is None:
-            model = dense((window_length, *OBS), 3, hidden=[16])
+            if channels_last:
+                model = conv((*OBS, window_length), 3, filters=(8, 16), kernel_sizes=(2, 2), strides=(1, 1), hidden=16)
+            else:
+                model = dense((window_length, *OBS), 3, hidden=[16])
             this = model
         else:
             this = clone_model(model)  # same architecture and weights
@@ -293,6 +300,62 @@ def test_one_update_gives_stock_weights(double, loss, optimizer, window_length, 
     # copied them to the target network.
     assert max(np.abs(a - b).max() for a, b in zip(initial, fast.model.get_weights())) > 1e-3
     assert any(not np.array_equal(a, b) for a, b in zip(initial, fast.target_model.get_weights()))
+
+
+def conv_update(weights_file: str) -> dict:
+    """Six Double DQN updates of a stock and a fast agent with the same conv network (Adam, Huber,
+    uint8 frames, a 4-frame window) in this process's arithmetic; writes both agents' final weights
+    to `weights_file` (.npz: stock's, then fast's) and returns the largest gaps between them.
+    Run by test_one_update_with_onednn_matches_stock in a subprocess, since TensorFlow reads
+    TF_ENABLE_ONEDNN_OPTS once, when it loads."""
+    from harness.kerasrl import compat
+
+    stock, fast = _agents(True, "huber", "adam", window_length=4, processor=True, network="conv")
+    initial = [w.copy() for w in fast.model.get_weights()]
+    metric_gap = weight_gap = 0.0
+    for stock_metrics, fast_metrics in _train_steps(stock, fast, steps=6):
+        metric_gap = max(metric_gap, float(np.max(np.abs(np.subtract(fast_metrics, stock_metrics)))))
+        pairs = zip(stock.model.get_weights(), fast.model.get_weights(), strict=True)
+        weight_gap = max(weight_gap, *(float(np.abs(a - b).max()) for a, b in pairs))
+    moved = max(float(np.abs(a - b).max()) for a, b in zip(initial, fast.model.get_weights(), strict=True))
+    np.savez(weights_file, *stock.model.get_weights(), *fast.model.get_weights())
+    return {"onednn": compat.ONEDNN, "metric_gap": metric_gap, "weight_gap": weight_gap, "moved": moved}
+
+
+def test_one_update_with_onednn_matches_stock(tmp_path):
+    """Conv networks train with oneDNN on (the default since the speed issue): there, the fast
+    path's updates still give keras-rl's weights and metrics, and they match stock keras-rl in the
+    old arithmetic (oneDNN off) to float32 rounding. Measured: a gap of 0 within each setting, 6e-8
+    between them; the tolerance is the dense test's 1e-5."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    runs = {}
+    for onednn in ("1", "0"):
+        weights_file = tmp_path / f"weights-{onednn}.npz"
+        code = "import json, sys; from tests.test_fast_path import conv_update as f; print(json.dumps(f(sys.argv[1])))"
+        result = subprocess.run(
+            [sys.executable, "-c", code, str(weights_file)],
+            cwd=ROOT,
+            env={**os.environ, "TF_ENABLE_ONEDNN_OPTS": onednn},
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        gaps = json.loads(result.stdout.strip().splitlines()[-1])
+        assert gaps["onednn"] is (onednn == "1")
+        assert gaps["moved"] > 1e-3  # the updates did change the weights
+        assert gaps["metric_gap"] <= 1e-5 and gaps["weight_gap"] <= 1e-5, gaps
+        with np.load(weights_file, allow_pickle=False) as saved:
+            arrays = [saved[f"arr_{k}"] for k in range(len(saved.files))]
+        runs[onednn] = (arrays[: len(arrays) // 2], arrays[len(arrays) // 2 :])  # stock's, fast's
+    stock_without_onednn, fast_with_onednn = runs["0"][0], runs["1"][1]
+    for a, b in zip(stock_without_onednn, fast_with_onednn, strict=True):
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-5)
 
 
 def test_metrics_are_nan_outside_training_steps():
