@@ -1,23 +1,26 @@
 """Benchmark: the frames' layout (channels-last or channels-first), TensorFlow's thread pools and the
 next-state passes fused or not, for a conv experiment's network.
 
-`python -m bench.conv_layout cave_conv --layout nchw [--intra 1 --inter 2] [--next-states grouped]
-[--repeats 200]` builds the
-experiment's conv network (its filters, kernels, strides and hidden units) twice, online and target,
-in graph mode, and times a Double DQN train step on a random batch (the target and online passes on
-the next states, the Huber loss on the states, Adam's update) and one acting call, each the median
-of `--repeats` session calls. `nchw` puts a transpose in front of `Conv2D(data_format=
-"channels_first")`, as a channels-first network would have to, since the replay memory and the
-processor keep frames channels-last. oneDNN is the experiment's choice (on for conv networks), and
-environment variables that change the arithmetic (TF_ENABLE_ONEDNN_OPTS, DQN_HARNESS_THREADS) apply
-as they do to a run; `--intra`/`--inter` set the
-two thread pools apart (without `--inter`, the session is a run's: ops in the calling thread,
-harness.kerasrl.agents.new_session). `--next-states` says how the target and online networks run on
-the next states (both forward only, same input, different weights): `separate` (two passes, what the
-fast path does), `grouped` (one pass: the frames twice along the channels through grouped
-convolutions whose kernels are the two networks' side by side, then one batched matmul per dense
-layer) or `shared-first` (the first convolution once, with both networks' kernels side by side,
-the rest apart). Compare settings by running this once per setting, alternating.
+`python -m bench.conv_layout cave_conv [--layout nchw] [--intra 1 --inter 2] [--next-states grouped]
+[--repeats 200]` builds the experiment's conv network (its filters, kernels, strides and hidden
+units) twice, online and target, in graph mode, and times a Double DQN train step on a random batch
+(the target and online passes on the next states, the Huber loss on the states, Adam's update) and
+one acting call, each the median of `--repeats` session calls.
+
+- `--layout nchw` puts a transpose in front of `Conv2D(data_format="channels_first")`, as a
+  channels-first network would have to, since the replay memory and the processor keep frames
+  channels-last.
+- `--intra`/`--inter` set the two thread pools apart (without `--inter`, the session is a run's:
+  ops in the calling thread, harness.kerasrl.agents.new_session).
+- `--next-states` says how the target and online networks run on the next states (both forward
+  only, same input, different weights): `separate` (two passes, what the fast path does), `grouped`
+  (one pass: the frames twice along the channels through grouped convolutions whose kernels are the
+  two networks' side by side, then one batched matmul per dense layer) or `shared-first` (the first
+  convolution once, with both networks' kernels side by side, the rest apart).
+
+oneDNN is the experiment's choice (on for conv networks), and environment variables that change
+the arithmetic (TF_ENABLE_ONEDNN_OPTS, DQN_HARNESS_THREADS) apply as they do to a run. Compare
+settings by running this once per setting, alternating.
 
 Not a fast-path option: none of these levers paid (docs/results.md, "Arithmetic: oneDNN and bfloat16").
 """
