@@ -28,12 +28,11 @@ Not a fast-path option: none of these levers paid (docs/results.md, "Arithmetic:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from bench.train_step import _median_ms
+from bench.train_step import _median_ms, report
 from harness.cli import OneLineParser, positive_int, run_main
 
 LAYOUTS = ("nhwc", "nchw")
@@ -209,14 +208,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     result = measure(args.name, args.layout, args.intra, args.inter, args.repeats, args.next_states)
-    if args.json:
-        print(json.dumps(result))
-        return 0
     threads = f"intra {args.intra or 'default'}, inter {args.inter or 'default'}"
-    print(f"{args.name} {args.layout} ({threads}, next states {args.next_states}), median of {args.repeats} calls:")
-    for label, ms in result["median_ms"].items():
-        print(f"  {label:<6} {ms:8.3f} ms")
-    return 0
+    title = f"{args.name} {args.layout} ({threads}, next states {args.next_states}), median of {args.repeats} calls:"
+    return report(result, args.json, title)
 
 
 if __name__ == "__main__":

@@ -95,15 +95,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_main(parser, _main, argv)
 
 
-def _main(args: argparse.Namespace) -> int:
-    result = measure(args.name, args.overrides, args.repeats)
-    if args.json:
+def report(result: dict[str, Any], as_json: bool, title: str) -> int:
+    """Print a measurement: one JSON line, or `title` and a row per timed piece (its median_ms)."""
+    if as_json:
         print(json.dumps(result))
         return 0
-    print(f"{args.name} {' '.join(args.overrides)} (batch {result['batch_size']}), median of {args.repeats} calls:")
+    print(title)
+    width = max(len(label) for label in result["median_ms"])
     for label, ms in result["median_ms"].items():
-        print(f"  {label:<11} {ms:8.3f} ms")
+        print(f"  {label:<{width}} {ms:8.3f} ms")
     return 0
+
+
+def _main(args: argparse.Namespace) -> int:
+    result = measure(args.name, args.overrides, args.repeats)
+    title = f"{args.name} {' '.join(args.overrides)} (batch {result['batch_size']}), median of {args.repeats} calls:"
+    return report(result, args.json, title)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import random
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -35,7 +38,7 @@ from harness.kerasrl.compat import (
 )
 from harness.kerasrl.fast import FastDQNAgent
 from harness.kerasrl.memory import RingMemory
-from tests.helpers import tiny
+from tests.helpers import ROOT, tiny
 
 OBS = (3, 4)
 
@@ -327,12 +330,6 @@ def test_one_update_with_onednn_matches_stock(tmp_path):
     path's updates still give keras-rl's weights and metrics, and they match stock keras-rl in the
     old arithmetic (oneDNN off) to float32 rounding. Measured: a gap of 0 within each setting, 6e-8
     between them; the tolerance is the dense test's 1e-5."""
-    import os
-    import subprocess
-    import sys
-
-    from tests.helpers import ROOT
-
     runs = {}
     for onednn in ("1", "0"):
         weights_file = tmp_path / f"weights-{onednn}.npz"
@@ -473,11 +470,6 @@ def test_bench_measurement_counts_train_steps_and_samples_memory():
 
 
 def test_bench_rejects_bad_arguments():
-    import subprocess
-    import sys
-
-    from tests.helpers import ROOT
-
     result = subprocess.run(
         [sys.executable, "-m", "bench.speed", "--reps", "0"], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
