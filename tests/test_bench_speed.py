@@ -163,3 +163,21 @@ def test_the_base_tree_holds_the_base_commits_code():
         text=True,
     )
     assert imported.stdout.strip() == str(tree / "harness" / "__init__.py"), imported.stderr
+
+
+@pytest.mark.parametrize(
+    ("full_at", "changes", "expected"),
+    [
+        (959, {"nb_steps_warmup": 200, "target_model_update": 2_000}, 2_001),  # cave_conv's flatness run
+        (959, {"nb_steps_warmup": 2_000, "target_model_update": 2_000}, 4_001),  # warm-up's update copies no training
+        (3_500, {"nb_steps_warmup": 200, "target_model_update": 2_000}, 3_500),  # full after the update
+        (959, {"nb_steps_warmup": 200, "target_model_update": 0.01}, 959),  # soft updates from the first step
+        (None, {"nb_steps_warmup": 200, "target_model_update": 2_000}, None),  # never full
+        (959, {"nb_steps_warmup": 200, "target_model_update": 2_000, "nb_steps": 2_000}, 959),  # no update in budget
+    ],
+)
+def test_flatness_window_starts_when_full_and_after_the_first_trained_target_update(full_at, changes, expected):
+    import dataclasses
+
+    exp = dataclasses.replace(load_experiment("cave_conv"), **{"nb_steps": 6_000, **changes})
+    assert speed.flatness_window_start(full_at, exp) == expected

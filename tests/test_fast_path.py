@@ -469,6 +469,27 @@ def test_bench_measurement_counts_train_steps_and_samples_memory():
     assert result["env_steps_per_second"] > 0
 
 
+def test_bench_flatness_window_opens_after_the_first_trained_target_update():
+    from bench.speed import measure
+
+    result = measure(
+        "catch_dense",
+        fast=True,
+        steps=400,
+        warmup=100,
+        memory_limit=150,
+        rss_every=20,
+        overrides=["target_model_update=200"],
+    )
+    # Full near step 150; the first update after the warm-up (step 100) copies trained weights at step 200.
+    assert result["window_from_step"] == 201 and result["memory_full_at_step"] < 201
+    samples = dict(result["rss_samples_mb"])
+    in_window = [r for s, r in samples.items() if s >= 201]
+    assert len(in_window) == 10  # steps 220, 240, ..., 400
+    assert result["rss_range_after_full_mb"] == pytest.approx(max(in_window) - min(in_window), abs=0.01)
+    assert result["rss_at_full_mb"] == pytest.approx(samples[result["memory_full_at_step"]], abs=0.01)
+
+
 def test_bench_rejects_bad_arguments():
     result = subprocess.run(
         [sys.executable, "-m", "bench.speed", "--reps", "0"], cwd=ROOT, capture_output=True, text=True, timeout=60
