@@ -227,13 +227,13 @@ def measure(
     }
     if rss_every:
         window_from = flatness_window_start(probe.full_at, exp)
-        after = [r for s, r in probe.samples if window_from is not None and s >= window_from]
+        after = [] if window_from is None else [r for s, r in probe.samples if s >= window_from]
         if len(after) < 6:
             raise SystemExit(
                 f"error: {name}: the replay memory filled (at step {probe.full_at} of {steps}) or the "
                 f"target network was first updated too late for a flatness check (window from step {window_from})"
             )
-        assert probe.full_at is not None  # `after` holds samples from the step it filled on
+        assert probe.full_at is not None  # the window opens only once the memory is full
         third = len(after) // 3
         result.update(
             {
